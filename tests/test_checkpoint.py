@@ -1,0 +1,117 @@
+"""Checkpoints: the original PySlowFast file format, bare state dicts, our files, and bad files."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import vov3d
+from vov3d.checkpoint import CheckpointError, read_checkpoint
+
+
+def _random_state(model, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    state = {}
+    for k, v in model.state_dict().items():
+        if v.is_floating_point():
+            state[k] = torch.randn(v.shape, generator=g, dtype=v.dtype)
+        else:
+            state[k] = torch.randint(0, 1000, v.shape, generator=g, dtype=v.dtype)
+    return state
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_original_file_format_round_trips_bit_exactly(tmp_path):
+    model = vov3d.create_model("vov3d_m_v2", num_classes=174)
+    state = _random_state(model)
+    original = tmp_path / "checkpoint_epoch_00010.pyth"
+    # What PySlowFast's save_checkpoint writes (spec §9.4).
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
+    torch.save({"epoch": 9, "model_state": state, "optimizer_state": opt.state_dict(), "cfg": "MODEL:\n  NUM_CLASSES: 174\n"},
+               original)
+    report = vov3d.load_checkpoint(model, original)
+    assert report.ok and report.loaded == len(state) and report.epoch == 9
+    assert _same(model.state_dict(), state)
+
+    ours = vov3d.save_checkpoint(tmp_path / "ours.pyth", model, opt, epoch=9, cfg="A: 1\n")
+    saved = read_checkpoint(ours)
+    assert sorted(saved) == ["cfg", "epoch", "model_state", "optimizer_state"]
+    assert _same(saved["model_state"], state) and saved["epoch"] == 9
+    fresh = vov3d.create_model("vov3d_m_v2", num_classes=174)
+    vov3d.load_checkpoint(fresh, ours)
+    assert _same(fresh.state_dict(), state)
+    assert not list(tmp_path.glob("*.tmp"))  # the atomic write left nothing behind
+
+
+def test_bare_and_ddp_prefixed_state_dicts_load(tmp_path):
+    model = vov3d.create_model("x3d_m", num_classes=10)
+    state = _random_state(model, seed=1)
+    torch.save({"module." + k: v for k, v in state.items()}, tmp_path / "ddp.pth")
+    vov3d.load_checkpoint(model, tmp_path / "ddp.pth")
+    assert _same(model.state_dict(), state)
+    state2 = _random_state(model, seed=2)
+    vov3d.load_checkpoint(model, state2)  # an in-memory bare state dict
+    assert _same(model.state_dict(), state2)
+
+
+def test_finetuning_leaves_out_a_classifier_of_another_size(tmp_path):
+    k400 = vov3d.create_model("vov3d_m", num_classes=400)
+    state = _random_state(k400)
+    torch.save({"model_state": state}, tmp_path / "k400.pyth")
+    ssv2 = vov3d.create_model("vov3d_m", num_classes=174)
+    init_projection = ssv2.head.projection.weight.clone()
+    with pytest.raises(CheckpointError, match="skip_mismatched_classifier=True"):
+        vov3d.load_checkpoint(ssv2, tmp_path / "k400.pyth")
+    report = vov3d.load_checkpoint(ssv2, tmp_path / "k400.pyth", skip_mismatched_classifier=True)
+    assert report.skipped_classifier == ["head.projection.weight", "head.projection.bias"]
+    assert torch.equal(ssv2.head.projection.weight, init_projection)
+    assert torch.equal(ssv2.s4.pathway0_res1.branch2.c.weight, state["s4.pathway0_res1.branch2.c.weight"])
+
+
+def test_another_models_checkpoint_is_refused_with_a_report(tmp_path):
+    path = tmp_path / "l.pyth"
+    vov3d.save_checkpoint(path, vov3d.create_model("vov3d_l", num_classes=174))
+    model = vov3d.create_model("vov3d_m_v2", num_classes=174)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(CheckpointError) as err:
+        vov3d.load_checkpoint(model, path)
+    message = str(err.value)
+    assert str(path) in message
+    assert "unexpected in the file" in message and "shape mismatch" in message
+    assert "the file holds a vov3d_l with 174 classes" in message
+    assert _same(model.state_dict(), before)  # nothing was loaded
+    # strict=False loads what fits, as the original loader does, and reports the rest.
+    report = vov3d.load_checkpoint(model, path, strict=False)
+    assert not report.ok and report.loaded > 0 and report.unexpected
+
+
+@pytest.mark.parametrize("kind", ["truncated", "text", "list"])
+def test_unreadable_files_name_the_file(tmp_path, kind):
+    model = vov3d.create_model("vov3d_m", num_classes=3)
+    path = tmp_path / f"{kind}.pyth"
+    if kind == "truncated":
+        full = tmp_path / "full.pyth"
+        vov3d.save_checkpoint(full, model)
+        path.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+        expected = "not a readable PyTorch checkpoint"
+    elif kind == "text":
+        path.write_text("MODEL:\n  ARCH: vov3d\n")
+        expected = "not a readable PyTorch checkpoint"
+    else:
+        torch.save([torch.zeros(1)], path)
+        expected = "expected a dict"
+    with pytest.raises(CheckpointError, match=expected) as err:
+        vov3d.load_checkpoint(model, path)
+    assert str(path) in str(err.value)
+
+
+def test_missing_file_and_non_tensor_entries(tmp_path):
+    model = vov3d.create_model("vov3d_m", num_classes=3)
+    with pytest.raises(FileNotFoundError, match="nope.pyth"):
+        vov3d.load_checkpoint(model, tmp_path / "nope.pyth")
+    torch.save({"model_state": {"head.projection.weight": [1, 2]}}, tmp_path / "odd.pyth")
+    with pytest.raises(CheckpointError, match="'head.projection.weight' is a list, not a tensor"):
+        vov3d.load_checkpoint(model, tmp_path / "odd.pyth")
