@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal, Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +31,7 @@ class X3DHead(nn.Module):
       train mode the logits of the positions are averaged (the original flattened them into
       N x positions*classes, which no loss accepts). The network checks that the input covers the pool.
 
+    ``num_frames`` and ``train_crop_size`` size the original pool and are ignored by the global one.
     Module names (``conv_5``, ``conv_5_bn``, ``lin_5``, ``projection``) are the original's.
     """
 
@@ -44,15 +45,14 @@ class X3DHead(nn.Module):
         dim_out: int = 2048,
         dropout: float = 0.5,
         pool: HeadPool = "global",
-        pool_size: Sequence[int] | None = None,
+        num_frames: int = 16,
+        train_crop_size: int = 224,
     ) -> None:
         super().__init__()
         if pool not in ("global", "original"):
             raise ValueError(f"head pool must be 'global' or 'original', got {pool!r}")
-        if pool == "original" and (pool_size is None or len(pool_size) != 3):
-            raise ValueError("head pool 'original' needs pool_size=(T, H, W), see original_pool_size()")
         self.pool = pool
-        self.pool_size = tuple(int(p) for p in pool_size) if pool_size is not None else None
+        self.pool_size = original_pool_size(num_frames, train_crop_size) if pool == "original" else None
         self.conv_5 = nn.Conv3d(dim_in, dim_inner, 1, bias=False)
         self.conv_5_bn = nn.BatchNorm3d(dim_inner)
         self.lin_5 = nn.Conv3d(dim_inner, dim_out, 1, bias=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from vov3d.models.head import HeadPool, X3DHead, original_pool_size
+from vov3d.models.head import HeadPool, X3DHead
 from vov3d.models.init import init_weights
 from vov3d.models.network import VideoClassifier, res_stage
 from vov3d.models.registry import register_model
@@ -65,7 +65,8 @@ def build_x3d(
         dim_out=head_dim,
         dropout=dropout,
         pool=head_pool,
-        pool_size=original_pool_size(num_frames, train_crop_size) if head_pool == "original" else None,
+        num_frames=num_frames,
+        train_crop_size=train_crop_size,
     )
     model = VideoClassifier(X3DStem(stem_dim, stem_temporal_kernel), stages, head)
     init_weights(model, fc_init_std, zero_init_final_bn)
