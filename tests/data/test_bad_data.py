@@ -1,0 +1,107 @@
+"""Bad data with real broken files: logged with the path, counted, replaced in training, reported
+at test time; malformed annotations and empty splits are clear errors (issue 3, item 5)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from media_files import write_frame_folder, write_frame_list, write_kinetics, write_ssv2_annotations, write_video
+from vov3d.data import Kinetics, SomethingSomething, SOMETHING_PARAMS
+from vov3d.data.errors import DataError, MediaError
+
+BAD = ["missing.mp4", "garbage.mp4", "truncated.mp4"]
+
+
+@pytest.fixture(scope="module")
+def broken_kinetics(tmp_path_factory):
+    root = tmp_path_factory.mktemp("broken")
+    good = [write_video(root / f"good{i}.mp4", colour=(0, 255, 0)) for i in range(2)]
+    (root / "garbage.mp4").write_bytes(np.random.default_rng(1).integers(0, 256, 3000, dtype=np.uint8).tobytes())
+    data = good[0].read_bytes()
+    (root / "truncated.mp4").write_bytes(data[: len(data) // 2])
+    rows = [("good0.mp4", 0), ("missing.mp4", 1), ("garbage.mp4", 2), ("truncated.mp4", 3), ("good1.mp4", 4)]
+    write_kinetics(root, {"train": rows, "test": rows})
+    return root
+
+
+def test_training_replaces_bad_videos_and_logs_their_paths(broken_kinetics, small_params, caplog):
+    ds = Kinetics(broken_kinetics, "train", small_params)
+    with caplog.at_level(logging.WARNING, logger="vov3d.data"):
+        items = [ds[i] for i in range(len(ds))]
+    for index, (clip, label, idx, meta) in enumerate(items):
+        assert idx == index and clip.shape == (3, 8, 40, 40) and torch.isfinite(clip).all()
+        if index in (0, 4):
+            assert meta["failures"] == 0 and meta["error"] == "" and label == index
+            continue
+        bad = BAD[index - 1]
+        # replaced by a good video: its label and path come with it
+        assert meta["failures"] >= 1 and meta["video_index"] in (0, 4) and label == meta["video_index"]
+        assert meta["path"].endswith(f"good{label // 4}.mp4")
+        assert bad in meta["error"]
+        assert any(bad in r.getMessage() and "replaced" in r.getMessage() for r in caplog.records)
+    assert ds.failure_count >= 3
+    # deterministic replacement
+    assert torch.equal(ds[2][0], items[2][0]) and ds[2][3] == items[2][3]
+
+
+def test_test_split_reports_bad_videos(broken_kinetics, small_params, caplog):
+    ds = Kinetics(broken_kinetics, "test", small_params)
+    assert len(ds) == 5 * 6
+    with caplog.at_level(logging.WARNING, logger="vov3d.data"):
+        for video in range(5):
+            clip, label, index, meta = ds[video * 6 + 4]
+            assert label == video and meta["video_index"] == video
+            if video in (0, 4):
+                assert meta["error"] == "" and clip.abs().sum() > 0
+            else:
+                assert clip.shape == (3, 8, 48, 48) and not clip.any()
+                assert meta["failures"] == 1 and BAD[video - 1] in meta["error"]
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert all(name in messages for name in BAD)
+    assert "not found" in ds[6][3]["error"]
+    assert "cannot open" in ds[12][3]["error"] and "cannot open" in ds[18][3]["error"]
+
+
+def test_raise_policy_and_all_bad_data(broken_kinetics, small_params, tmp_path):
+    ds = Kinetics(broken_kinetics, "train", small_params, on_error="raise")
+    with pytest.raises(MediaError, match="missing.mp4: file not found"):
+        ds[1]
+    write_kinetics(tmp_path, {"train": [(str(broken_kinetics / name), 0) for name in BAD]})
+    ds = Kinetics(tmp_path, "train", small_params)
+    with pytest.raises(DataError, match="10 samples in a row failed"):
+        ds[0]
+    with pytest.raises(ValueError, match="on_error"):
+        Kinetics(tmp_path, "train", small_params, on_error="ignore")
+
+
+def test_corrupt_jpeg_and_video_missing_from_frame_list(tmp_path, caplog):
+    classes = ["Holding something", "Pushing something"]
+    write_ssv2_annotations(tmp_path, classes, "something-something-v2-train.json", [("1", 0), ("2", 1), ("3", 1)])
+    frames = {vid: [f"f/{p}" for p in write_frame_folder(tmp_path / "f", vid, 20)] for vid in ("1", "2")}
+    # frames 5..14 of video 2 are garbage after a JPEG header: segments 2-5 of 8 lie inside them
+    for i in range(5, 15):
+        broken = tmp_path / frames["2"][i]
+        broken.write_bytes(broken.read_bytes()[:30] + bytes(range(256)) * 4)
+    write_frame_list(tmp_path / "train.csv", frames)  # video 3 has no frames listed
+    params = SOMETHING_PARAMS.replace(num_frames=8, train_jitter_scales=(48, 56), train_crop_size=40, test_crop_size=48)
+    with caplog.at_level(logging.WARNING, logger="vov3d.data"):
+        ds = SomethingSomething(tmp_path, "train", params, version=2)
+        assert "1 of 3 videos" in caplog.text and "train.csv" in caplog.text
+        good, bad_jpeg, unlisted = ds[0], ds[1], ds[2]
+    assert good[3]["failures"] == 0
+    assert bad_jpeg[3]["failures"] >= 1 and "corrupt JPEG" in bad_jpeg[3]["error"]
+    assert "f/2/2_0000" in bad_jpeg[3]["error"]
+    assert bad_jpeg[3]["video_index"] == 0 and bad_jpeg[1] == 0  # replaced by the good video
+    assert "video 3 has no frames in" in unlisted[3]["error"]
+    assert "f/2/2_0000" in caplog.text
+    # at val/test time the same videos are reported (the frame list of val/test is val.csv)
+    write_ssv2_annotations(tmp_path, classes, "something-something-v2-validation.json", [("1", 0), ("2", 1)])
+    write_frame_list(tmp_path / "val.csv", frames)
+    test = SomethingSomething(tmp_path, "test", params, version=2)
+    errors = [test[k][3]["error"] for k in range(len(test))]
+    assert errors[:6] == [""] * 6
+    assert all("corrupt JPEG" in e and "f/2/2_0000" in e for e in errors[6:])

@@ -1,0 +1,63 @@
+"""JPEG frame reading: real files written here, corrupt and missing ones included."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from media_files import frame_image, write_jpeg
+from vov3d.data import frames
+from vov3d.data.errors import MediaError
+
+
+def test_reads_jpeg_as_rgb(tmp_path):
+    image = frame_image(3, colour=(255, 0, 0))
+    path = write_jpeg(tmp_path / "a.jpg", image)
+    got = frames.read_image(path)
+    assert got.shape == (48, 64, 3) and got.dtype == np.uint8
+    assert np.abs(got.astype(int) - image).mean() < 2
+    assert got[5, 5, 0] > 240 and got[5, 5, 2] < 15  # red stays in channel 0
+
+
+def test_reads_png_through_pillow(tmp_path):
+    image = frame_image(1, colour=(0, 0, 255))
+    Image.fromarray(image).save(tmp_path / "a.png")
+    assert np.array_equal(frames.read_image(tmp_path / "a.png"), image)
+
+
+def test_read_frames_stacks_and_repeats(tmp_path):
+    paths = [write_jpeg(tmp_path / f"{i}.jpg", frame_image(i)) for i in range(3)]
+    got = frames.read_frames([paths[0], paths[2], paths[2], paths[1]])
+    assert got.shape == (4, 48, 64, 3)
+    assert np.array_equal(got[1], got[2]) and np.array_equal(got[0], frames.read_image(paths[0]))
+
+
+def test_missing_corrupt_truncated_and_empty_frames(tmp_path):
+    good = write_jpeg(tmp_path / "good.jpg", frame_image(0))
+    data = good.read_bytes()
+    with pytest.raises(MediaError, match=r"missing\.jpg: frame file not found"):
+        frames.read_image(tmp_path / "missing.jpg")
+    corrupt = tmp_path / "corrupt.jpg"  # a JPEG header followed by garbage
+    corrupt.write_bytes(data[:20] + np.random.default_rng(0).integers(0, 256, 2000, dtype=np.uint8).tobytes())
+    with pytest.raises(MediaError, match=r"corrupt\.jpg: corrupt JPEG"):
+        frames.read_image(corrupt)
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(MediaError, match=r"truncated\.jpg: corrupt JPEG"):
+        frames.read_image(truncated)
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    with pytest.raises(MediaError, match="empty"):
+        frames.read_image(empty)
+    text = tmp_path / "text.jpg"
+    text.write_bytes(b"not an image at all")
+    with pytest.raises(MediaError, match="not a readable image"):
+        frames.read_image(text)
+
+
+def test_frames_of_different_sizes_are_an_error(tmp_path):
+    a = write_jpeg(tmp_path / "a.jpg", frame_image(0))
+    b = write_jpeg(tmp_path / "b.jpg", frame_image(0, width=32))
+    with pytest.raises(MediaError, match=r"b\.jpg: frame size"):
+        frames.read_frames([a, b])

@@ -1,0 +1,102 @@
+"""Temporal index formulas against spec §8.2 and §8.3, computed independently here."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from vov3d.data import sampling
+
+
+def test_clip_length_is_sampling_rate_times_frames_over_target_fps_times_fps():
+    assert sampling.clip_length(16, 5, 30, 30) == 80
+    assert sampling.clip_length(16, 5, 30, 25) == pytest.approx(16 * 5 / 30 * 25)
+    assert sampling.clip_length(32, 2, 30, 60) == 128
+
+
+def test_test_view_start_is_delta_times_i_over_n():
+    # 300 frames, clip of 80: delta = 220, view i of 10 starts at 22·i
+    for i in range(10):
+        start, end = sampling.clip_start_end(300, 80, i, 10)
+        assert start == pytest.approx(22 * i)
+        assert end == pytest.approx(22 * i + 79)
+
+
+def test_random_start_is_uniform_in_zero_delta_and_short_videos_start_at_zero():
+    rng = np.random.default_rng(5)
+    expected = np.random.default_rng(5).uniform(0, 220)
+    start, end = sampling.clip_start_end(300, 80, sampling.RANDOM, 1, rng)
+    assert start == pytest.approx(expected) and end == pytest.approx(expected + 79)
+    starts = [sampling.clip_start_end(300, 80, -1, 1, np.random.default_rng(s))[0] for s in range(200)]
+    assert 0 <= min(starts) < 20 and 200 < max(starts) <= 220
+    # a video shorter than the clip: delta = 0
+    assert sampling.clip_start_end(50, 80, sampling.RANDOM, 1, rng) == (0.0, 79.0)
+    assert sampling.clip_start_end(50, 80, 3, 10) == (0.0, 79.0)
+
+
+def test_linspace_indices_truncate_and_clamp():
+    # start 66, end 145, 16 frames: 66 + i·79/15, truncated
+    got = sampling.linspace_indices(66, 145, 16, 300)
+    assert got.tolist() == [66, 71, 76, 81, 87, 92, 97, 102, 108, 113, 118, 123, 129, 134, 139, 145]
+    assert got.dtype == np.int64
+    # clip longer than the video: clamped to the last frame
+    got = sampling.linspace_indices(0, 79, 16, 50)
+    expected = [min(int(79 * i / 15), 49) for i in range(16)]
+    assert got.tolist() == expected
+    assert got.max() == 49
+
+
+def test_kinetics_indices_combine_the_formulas():
+    # 25 fps video of 250 frames, 16×5 at 30 fps -> clip of 66.67 frames, delta 183.33; view 9 of 10
+    got = sampling.kinetics_indices(250, 25.0, 16, 5, 30.0, 9, 10)
+    size = 16 * 5 / 30 * 25
+    start = (250 - size) * 9 / 10
+    expected = [int(start + (size - 1) * i / 15) for i in range(16)]
+    assert got.tolist() == expected
+
+
+def test_segment_bounds_use_round_half_to_even():
+    # L = 6, T = 4: seg = 1.25, boundaries 0, 1.25, 2.5, 3.75, 5 -> 0, 1, 2 (half to even), 4, 5
+    assert sampling.segment_bounds(6, 4) == [(0, 1), (1, 2), (2, 4), (4, 5)]
+    for L, T in [(40, 16), (100, 16), (37, 8), (3, 16), (1, 4)]:
+        seg = (L - 1) / T
+        assert sampling.segment_bounds(L, T) == [(round(seg * i), round(seg * (i + 1))) for i in range(T)]
+
+
+def test_segment_centre_view_matches_the_original_val_formula():
+    for L, T in [(6, 4), (40, 16), (100, 16), (57, 32), (2, 16)]:
+        got = sampling.segment_indices(L, T, 0, 1)
+        assert got.tolist() == [(s + e) // 2 for s, e in sampling.segment_bounds(L, T)]
+
+
+def test_segment_random_view_is_inclusive_randint():
+    bounds = sampling.segment_bounds(6, 4)
+    seen = [set() for _ in bounds]
+    for seed in range(200):
+        got = sampling.segment_indices(6, 4, sampling.RANDOM, 1, np.random.default_rng(seed))
+        for i, (s, e) in enumerate(bounds):
+            assert s <= got[i] <= e
+            seen[i].add(int(got[i]))
+    assert seen == [set(range(s, e + 1)) for s, e in bounds]  # both ends reached
+
+
+def test_segment_test_views_are_deterministic_and_distinct():
+    L, T, n = 100, 16, 2
+    views = [sampling.segment_indices(L, T, i, n) for i in range(n)]
+    for i, got in enumerate(views):
+        expected = [s + (e - s) * (2 * i + 1) // (2 * n) for s, e in sampling.segment_bounds(L, T)]
+        assert got.tolist() == expected
+        assert np.array_equal(got, sampling.segment_indices(L, T, i, n))
+    assert (views[1] > views[0]).all()
+    with pytest.raises(ValueError):
+        sampling.segment_indices(L, T, 2, 2)
+
+
+def test_view_of_copy():
+    assert [sampling.view_of_copy(k, 3) for k in range(6)] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+    assert sampling.view_of_copy(29, 3) == (9, 2)
+    # one crop: the centre (the original uses 0 = top/left for Something-Something)
+    assert [sampling.view_of_copy(k, 1) for k in range(3)] == [(0, 1), (1, 1), (2, 1)]
+    assert math.isclose(sampling.clip_length(1, 1, 1, 1), 1)

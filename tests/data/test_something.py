@@ -1,0 +1,168 @@
+"""Something-Something V1/V2: label files, frame lists, JPEG frames and webm videos (spec §8.3)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from media_files import level, write_frame_folder, write_frame_list, write_ssv2_annotations, write_video
+from vov3d.data import SOMETHING_PARAMS, SomethingSomething, sampling
+from vov3d.data.errors import AnnotationError, EmptySplitError
+
+CLASSES = [
+    "Holding something",
+    "Pushing something from left to right",
+    "Putting something, something and something on the table",
+]
+PARAMS = SOMETHING_PARAMS.replace(num_frames=8, train_jitter_scales=(48, 56), train_crop_size=40, test_crop_size=48)
+TRAIN = [("101", 0), ("102", 2)]
+VAL = [("201", 1), ("202", 2)]
+
+
+def pixels(clip: torch.Tensor) -> torch.Tensor:
+    return clip * 0.225 * 255 + 0.45 * 255
+
+
+def grey(clip: torch.Tensor) -> np.ndarray:
+    return pixels(clip)[:, :, -10:, -6:].mean(dim=(0, 2, 3)).numpy()
+
+
+def write_frames_and_lists(root, num_frames=40):
+    lists = {}
+    for split, rows in [("train", TRAIN), ("val", VAL)]:
+        lists[split] = {
+            vid: [f"frames/{p}" for p in write_frame_folder(root / "frames", vid, num_frames)] for vid, _ in rows
+        }
+        write_frame_list(root / f"{split}.csv", lists[split], newline="\r\n" if split == "val" else "\n")
+
+
+@pytest.fixture(scope="module")
+def ssv1(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ssv1")
+    # CRLF label file whose last line has no newline; a class name with commas
+    (root / "something-something-v1-labels.csv").write_bytes("\r\n".join(CLASSES).encode())
+    (root / "something-something-v1-train.csv").write_text("".join(f"{v};{CLASSES[c]}\n" for v, c in TRAIN))
+    val_lines = "\r\n".join(f"{v};{CLASSES[c]}" for v, c in VAL)
+    (root / "something-something-v1-validation.csv").write_bytes(val_lines.encode())
+    write_frames_and_lists(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def ssv2(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ssv2")
+    write_ssv2_annotations(root, CLASSES, "something-something-v2-train.json", TRAIN)
+    write_ssv2_annotations(root, CLASSES, "something-something-v2-validation.json", VAL)
+    write_frames_and_lists(root)
+    for vid, _ in TRAIN + VAL:
+        write_video(root / "videos" / f"{vid}.webm", "vp9")
+    return root
+
+
+def test_ssv1_labels_and_frames(ssv1):
+    train = SomethingSomething(ssv1, "train", PARAMS, version=1)
+    assert train.labels == [0, 2] and len(train) == 2
+    assert train.class_names == CLASSES
+    val = SomethingSomething(ssv1, "val", PARAMS, version=1)
+    assert val.labels == [1, 2]
+    bounds = sampling.segment_bounds(40, 8)
+    for index in range(2):
+        clip, label, _, meta = train[index]
+        assert clip.shape == (3, 8, 40, 40) and label == TRAIN[index][1]
+        assert meta["path"].endswith(f"frames/{TRAIN[index][0]}")
+        # train: one random frame from each segment
+        for g, (s, e) in zip(grey(clip), bounds):
+            assert level(s) - 3 < g < level(e) + 3
+        clip, *_, meta = val[index]
+        assert meta["temporal_index"] == 0 and meta["spatial_index"] == -1
+        # val: the segment centres
+        assert np.abs(grey(clip) - [level((s + e) // 2) for s, e in bounds]).max() < 3
+
+
+def test_ssv1_test_views_are_deterministic(ssv1):
+    test = SomethingSomething(ssv1, "test", PARAMS, version=1)
+    assert len(test) == 2 * 2 * 3 and test.views_per_video == 6
+    bounds = sampling.segment_bounds(40, 8)
+    for k in range(6):
+        clip, label, index, meta = test[6 + k]
+        assert (meta["video_index"], meta["temporal_index"], meta["spatial_index"]) == (1, k // 3, k % 3)
+        assert clip.shape == (3, 8, 48, 48) and label == 2
+        view = k // 3
+        expected = [level(s + (e - s) * (2 * view + 1) // 4) for s, e in bounds]
+        assert np.abs(grey(clip) - expected).max() < 3
+        assert torch.equal(clip, test[6 + k][0])
+    single = SomethingSomething(ssv1, "test", PARAMS.replace(num_ensemble_views=1, num_spatial_crops=1), version=1)
+    assert len(single) == 2 and single[0][3]["spatial_index"] == 1  # the centre, not top-left
+
+
+def test_channel_order_follows_the_original_bgr_reader(ssv1):
+    for reverse, red_channel in [(True, 0), (False, 2)]:
+        test = SomethingSomething(ssv1, "test", PARAMS.replace(reverse_input_channel=reverse), version=1)
+        corner = pixels(test[0][0])[:, :, :5, :5].mean(dim=(1, 2, 3))  # crop 0: the red top-left square
+        assert corner[red_channel] > 230 and corner[2 - red_channel] < 30
+
+
+def test_ssv2_frames_and_webm_give_the_same_clips(ssv2):
+    frames = SomethingSomething(ssv2, "test", PARAMS, version=2, source="frames")
+    videos = SomethingSomething(ssv2, "test", PARAMS, version=2, source="video", video_dir=ssv2 / "videos")
+    assert frames.labels == videos.labels == [1, 2]
+    assert len(frames) == len(videos) == 12
+    for k in range(0, 12, 5):
+        a, b = frames[k], videos[k]
+        assert b[3]["path"] == str(ssv2 / "videos" / f"{VAL[k // 6][0]}.webm")
+        assert a[1] == b[1] and a[3]["spatial_index"] == b[3]["spatial_index"]
+        assert np.abs(grey(a[0]) - grey(b[0])).max() < 3
+    by_prefix = SomethingSomething(ssv2, "train", PARAMS, version=2, source="video", path_prefix=ssv2 / "videos")
+    assert by_prefix[0][0].shape == (3, 8, 40, 40) and by_prefix[0][3]["error"] == ""
+    found = SomethingSomething(ssv2, "train", PARAMS, version=2, source="video")  # data_dir/videos by default
+    assert found[1][3]["path"] == str(ssv2 / "videos" / "102.webm") and found[1][3]["error"] == ""
+
+
+def test_webm_at_12_fps_is_sampled_on_the_30_fps_extraction_grid(tmp_path):
+    write_ssv2_annotations(tmp_path, CLASSES, "something-something-v2-validation.json", [("7", 0)])
+    write_video(tmp_path / "7.webm", "vp8", num_frames=30, fps=12)  # 2.5 s -> 75 frames at 30 fps
+    params = PARAMS.replace(train_crop_size=48, train_jitter_scales=(48, 48))
+    ds = SomethingSomething(tmp_path, "val", params, source="video")
+    centres = [(s + e) // 2 for s, e in sampling.segment_bounds(75, 8)]
+    expected = [level(int(np.floor(j * 12 / 30 + 0.5))) for j in centres]  # the 12 fps frame shown at j/30 s
+    assert np.abs(grey(ds[0][0]) - expected).max() < 3
+
+
+def test_ssv1_unknown_class_names_file_and_line(tmp_path):
+    (tmp_path / "something-something-v1-labels.csv").write_text("\n".join(CLASSES) + "\n")
+    (tmp_path / "something-something-v1-train.csv").write_text("1;Holding something\n2;Holding nothing\n")
+    with pytest.raises(AnnotationError, match=r"v1-train\.csv:2: class 'Holding nothing' is not in the label file"):
+        SomethingSomething(tmp_path, "train", PARAMS, version=1)
+    (tmp_path / "something-something-v1-train.csv").write_text("1;Holding something\n2 Holding something\n")
+    with pytest.raises(AnnotationError, match=r"v1-train\.csv:2: expected 'video_id;class name'"):
+        SomethingSomething(tmp_path, "train", PARAMS, version=1)
+
+
+def test_malformed_frame_list_row(ssv1, tmp_path):
+    for name in ["something-something-v1-labels.csv", "something-something-v1-train.csv"]:
+        shutil.copy(ssv1 / name, tmp_path / name)
+    (tmp_path / "train.csv").write_text(
+        "original_vido_id video_id frame_id path labels\n101 0 0 frames/a.jpg 0\n101 0 1 frames/b.jpg\n"
+    )
+    with pytest.raises(AnnotationError, match=r"train\.csv:3: expected 5 space-separated columns"):
+        SomethingSomething(tmp_path, "train", PARAMS, version=1)
+
+
+def test_ssv2_bad_json(tmp_path):
+    write_ssv2_annotations(tmp_path, CLASSES, "something-something-v2-train.json", TRAIN)
+    path = tmp_path / "something-something-v2-train.json"
+    entries = json.loads(path.read_text())
+    entries[1]["template"] = "Dancing with [something]"
+    path.write_text(json.dumps(entries, indent=1))
+    with pytest.raises(AnnotationError, match=r"v2-train\.json: entry 1 \(id 102\): template 'Dancing with something'"):
+        SomethingSomething(tmp_path, "train", PARAMS, source="video")
+    path.write_text('[\n {"id": "1",\n  "template": "Holding something"\n')
+    with pytest.raises(AnnotationError, match=r"v2-train\.json:4: invalid JSON"):
+        SomethingSomething(tmp_path, "train", PARAMS, source="video")
+    path.write_text("[]")
+    with pytest.raises(EmptySplitError, match=r"v2-train\.json: no videos in the 'train' split"):
+        SomethingSomething(tmp_path, "train", PARAMS, source="video")
