@@ -45,6 +45,7 @@ def _cmd_data_synth(args: argparse.Namespace) -> int:
         num_train=args.num_train,
         num_val=args.num_val,
         num_test=args.num_test,
+        overwrite=args.overwrite,
     )
     print(json.dumps(summary, indent=1, sort_keys=True))
     return 0
@@ -84,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-train", type=int, default=None, help="training videos (default: generator's)")
     p.add_argument("--num-val", type=int, default=None, help="validation videos")
     p.add_argument("--num-test", type=int, default=None, help="test videos")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a synthetic dataset written with other settings (never a folder that is not one)",
+    )
     p.set_defaults(func=_cmd_data_synth)
     return parser
 
