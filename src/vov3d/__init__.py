@@ -4,25 +4,31 @@
     >>> model = vov3d.create_model("vov3d_m", num_classes=174)
     >>> vov3d.list_models()
     ['vov3d_l', 'vov3d_m', 'vov3d_m_v2', 'x3d_l', 'x3d_m']
+
+Light to import: the names below load their module (and torch) on first use.
 """
 
-from vov3d.checkpoint import CheckpointError, LoadReport, load_checkpoint, save_checkpoint
-from vov3d.models import create_model, list_models, register_model
-from vov3d.models.complexity import count_gmacs, count_parameters, model_complexity
-from vov3d.models.inference import prepare_for_inference
+from __future__ import annotations
+
+from vov3d._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CheckpointError",
-    "LoadReport",
-    "count_gmacs",
-    "count_parameters",
-    "create_model",
-    "list_models",
-    "load_checkpoint",
-    "model_complexity",
-    "prepare_for_inference",
-    "register_model",
-    "save_checkpoint",
-]
+_EXPORTS = {
+    "CheckpointError": "vov3d.checkpoint",
+    "LoadReport": "vov3d.checkpoint",
+    "load_checkpoint": "vov3d.checkpoint",
+    "save_checkpoint": "vov3d.checkpoint",
+    "create_model": "vov3d.models",
+    "list_models": "vov3d.models",
+    "register_model": "vov3d.models",
+    "count_gmacs": "vov3d.models.complexity",
+    "count_parameters": "vov3d.models.complexity",
+    "model_complexity": "vov3d.models.complexity",
+    "prepare_for_inference": "vov3d.models.inference",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

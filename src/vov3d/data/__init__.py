@@ -12,8 +12,7 @@ Spec §8. Light to import: names below load their module on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from vov3d._lazy import lazy_exports
 
 _EXPORTS = {
     "ClipParams": "params",
@@ -36,14 +35,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'vov3d.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"vov3d.data.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, {name: f"vov3d.data.{module}" for name, module in _EXPORTS.items()})
