@@ -51,6 +51,18 @@ def _cmd_data_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data_check(args: argparse.Namespace) -> int:
+    from vov3d.data.check import check_dataset, open_dataset
+
+    failed = False
+    for split in args.split:
+        dataset = open_dataset(args.data_dir, args.format, split, seed=args.seed)
+        summary = check_dataset(dataset, batch_size=args.batch_size, num_workers=args.workers)
+        print(json.dumps(summary))
+        failed = failed or summary["bad_videos"] > 0
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vov3d", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -91,6 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace a synthetic dataset written with other settings (never a folder that is not one)",
     )
     p.set_defaults(func=_cmd_data_synth)
+
+    p = data.add_parser("check", help="read every clip of a dataset through the pipeline; report bad files")
+    p.add_argument("data_dir", help="the dataset folder (PATH_TO_DATA_DIR)")
+    p.add_argument("--format", choices=["kinetics", "ssv1", "ssv2", "ssv2-video"], default="kinetics")
+    p.add_argument("--split", nargs="+", choices=["train", "val", "test"], default=["train", "val", "test"])
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_data_check)
     return parser
 
 
