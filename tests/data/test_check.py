@@ -13,7 +13,7 @@ from vov3d.data.synth import generate_dataset
 @pytest.fixture(scope="module")
 def tiny_kinetics(tmp_path_factory):
     out = tmp_path_factory.mktemp("synth")
-    generate_dataset(out, "kinetics", seed=3, num_train=12, num_val=12, num_test=12, frame_size=(64, 48), num_frames=31)
+    generate_dataset(out, "kinetics", seed=3, num_train=12, num_val=12, num_test=3, frame_size=(64, 48), num_frames=31)
     return out / "kinetics"
 
 
@@ -44,6 +44,6 @@ def test_corrupt_video_is_listed_once_and_fails_the_check(tiny_kinetics, tmp_pat
 
     assert main(["data", "check", str(broken), "--split", "test", "--workers", "0"]) == 1
     (test,) = _summaries(capsys)
-    assert test["items"] == 12 * 30  # 10 temporal x 3 spatial views
+    assert test["items"] == 3 * 30  # 10 temporal x 3 spatial views
     assert test["bad_videos"] == 1
     assert test["bad"][0]["path"] == str(bad_copy) and str(bad_copy) in test["bad"][0]["error"]
