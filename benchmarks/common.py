@@ -10,23 +10,15 @@ from typing import Callable
 
 import torch
 
-
-def allocator() -> str:
-    """The memory allocator in use: one named in LD_PRELOAD (jemalloc, tcmalloc, ...), else glibc malloc."""
-    preload = os.environ.get("LD_PRELOAD", "")
-    for name in ("jemalloc", "tcmalloc", "mimalloc"):
-        if name in preload:
-            conf = os.environ.get("MALLOC_CONF", "") if name == "jemalloc" else ""
-            return f"{name} ({preload}{', MALLOC_CONF=' + conf if conf else ''})"
-    return "glibc malloc"
+from vov3d.allocator import describe_allocator
 
 
 def describe_runtime() -> str:
-    """One line: torch version, device, threads, CPU capability and allocator."""
+    """One line: torch version, device, threads, CPU capability and allocator (as ``vov3d.allocator`` sees it)."""
     cpu = platform.processor() or platform.machine()
     return (
         f"torch {torch.__version__}, {os.cpu_count()} CPUs ({cpu}, {torch.backends.cpu.get_cpu_capability()}), "
-        f"{torch.get_num_threads()} threads, allocator: {allocator()}"
+        f"{torch.get_num_threads()} threads, allocator: {describe_allocator()}"
     )
 
 

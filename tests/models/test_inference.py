@@ -1,8 +1,11 @@
-"""prepare_for_inference: BN folded, channels-last, outputs within 1e-4 of the plain model."""
+"""prepare_for_inference: BN folded, fast layout, outputs within 1e-4 of the plain model; fast training path;
+bfloat16; the compiled-model cache."""
 
 from __future__ import annotations
 
 import copy
+import shutil
+import time
 
 import pytest
 import torch
@@ -10,14 +13,19 @@ from torch import nn
 
 import vov3d
 from tests.conftest import calibrate_batchnorms
+from vov3d.models.fast_blocks import FastVideoClassifier, temporal_depthwise
 
 
-@pytest.mark.parametrize("name", vov3d.list_models())
-def test_prepared_model_matches_plain_model(name):
+@pytest.mark.parametrize(
+    "name,fast",
+    [(name, True) for name in vov3d.list_models()] + [("vov3d_m", False), ("x3d_m", False)],  # fast=False: module tree
+)
+def test_prepared_model_matches_plain_model(name, fast):
     torch.manual_seed(0)
     model = calibrate_batchnorms(vov3d.create_model(name, num_classes=10), shape=(2, 3, 4, 64, 64))
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    prepared = vov3d.prepare_for_inference(model)
+    prepared = vov3d.prepare_for_inference(model, fast=fast)
+    assert (prepared.fast is not None) == fast
     assert not any(isinstance(m, nn.BatchNorm3d) for m in prepared.modules())
     assert prepared.model.s1.pathway0_stem.conv.weight.is_contiguous(memory_format=torch.channels_last_3d)
     x = torch.randn(2, 3, 4, 64, 64)
@@ -30,6 +38,8 @@ def test_prepared_model_matches_plain_model(name):
     assert (got.double() - exact).abs().max() <= 2 * (expected.double() - exact).abs().max() + 1e-6
     # The plain model is untouched.
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    # The original's one-element pathway list is accepted too.
+    torch.testing.assert_close(prepared([x]), got, rtol=0, atol=0)
 
 
 def test_every_batchnorm_is_folded_once():
@@ -39,3 +49,111 @@ def test_every_batchnorm_is_folded_once():
     n_bn = sum(isinstance(m, nn.BatchNorm3d) for m in model.modules())
     assert fold_batchnorms(model) == n_bn
     assert fold_batchnorms(model) == 0
+
+
+@pytest.mark.parametrize("frames", [1, 2, 3, 6])
+@pytest.mark.parametrize("k", [3, 5])
+def test_temporal_shift_add_equals_conv3d(frames, k):
+    torch.manual_seed(0)
+    conv = nn.Conv3d(8, 8, (k, 1, 1), padding=(k // 2, 0, 0), groups=8, bias=True)
+    x = torch.randn(2, 8, frames, 5, 6)
+    got = temporal_depthwise(x.permute(0, 2, 3, 4, 1).contiguous(), conv).permute(0, 4, 1, 2, 3)
+    torch.testing.assert_close(got, conv(x), rtol=0, atol=1e-6)
+
+
+def test_original_head_pool_runs_through_the_fast_path():
+    torch.manual_seed(0)
+    model = calibrate_batchnorms(
+        vov3d.create_model("vov3d_m", num_classes=10, head_pool="original", num_frames=4, train_crop_size=64)
+    )
+    x = torch.randn(1, 3, 4, 96, 96)  # larger than the pool: several positions, averaged probabilities
+    with torch.no_grad():
+        torch.testing.assert_close(vov3d.prepare_for_inference(model)(x), model(x), rtol=0, atol=1e-5)
+
+
+def _grads(model: nn.Module, x: torch.Tensor, seed: int = 1) -> list[torch.Tensor]:
+    model.zero_grad()
+    torch.manual_seed(seed)  # the same dropout mask for both
+    model(x).logsumexp(dim=1).sum().backward()
+    return [p.grad.double().clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("name", ["vov3d_m", "x3d_m"])
+def test_fast_training_path_gradients_and_statistics_equal_the_plain_model(name):
+    torch.manual_seed(0)
+    model = calibrate_batchnorms(vov3d.create_model(name, num_classes=10)).train()
+    x = torch.randn(2, 3, 4, 48, 48)
+    plain, fast_src = copy.deepcopy(model), copy.deepcopy(model)
+    fast = FastVideoClassifier(fast_src).train()
+    g_plain, g_fast = _grads(plain, x), _grads(fast, x)
+    g_exact = _grads(copy.deepcopy(model).double(), x.double())
+    for (pname, _), gp, gf, ge in zip(model.named_parameters(), g_plain, g_fast, g_exact):
+        # Each gradient is as close to float64 as the plain float32 model's is (float32 rounding only).
+        scale = ge.abs().max() + 1e-12
+        assert (gf - ge).abs().max() <= 4 * (gp - ge).abs().max() + 1e-5 * scale, pname
+    # BN running statistics are updated the same way.
+    for (key, a), b in zip(plain.state_dict().items(), fast_src.state_dict().values()):
+        if a.is_floating_point():
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=key)
+        else:
+            assert torch.equal(a, b), key
+
+
+def test_bfloat16_prepared_model_is_close_to_float32():
+    torch.manual_seed(0)
+    model = calibrate_batchnorms(vov3d.create_model("vov3d_m", num_classes=10))
+    prepared = vov3d.prepare_for_inference(model, dtype=torch.bfloat16)
+    assert prepared.fast.model.head.projection.weight.dtype == torch.bfloat16
+    x = torch.randn(4, 3, 4, 64, 64)
+    with torch.no_grad():
+        expected, got = model(x), prepared(x)
+    assert got.dtype == torch.float32
+    assert (got - expected).abs().max() <= 0.05 * expected.abs().max()
+
+
+def _tiny_vov3d() -> nn.Module:
+    from vov3d.models.vov3d import build_vov3d
+
+    torch.manual_seed(0)
+    model = build_vov3d(num_classes=5, inner_channels=8, blocks=(1, 1, 1, 1), layers_per_block=2, head_dim=32)
+    return calibrate_batchnorms(model, shape=(1, 3, 2, 32, 32))
+
+
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None, reason="needs a C++ compiler")
+def test_compiled_model_matches_and_is_cached_on_disk(tmp_path):
+    # Worth its cost (tens of seconds: one AOTInductor compilation of a tiny VoV3D): it is the only
+    # test that the compiled path computes the same function and that a second process-like
+    # preparation loads the package instead of compiling again.
+    model = _tiny_vov3d()
+    x = torch.randn(1, 3, 2, 32, 32)
+    prepared = vov3d.prepare_for_inference(model, compile=True, cache_dir=tmp_path)
+    with torch.no_grad():
+        expected = model(x)
+    torch.testing.assert_close(prepared(x), expected, rtol=0, atol=1e-4)
+    assert prepared.compiled.compiled_shapes == [(1, 2, 32, 32, 3)]
+    assert len(list((tmp_path / "aoti").glob("*.pt2"))) == 1
+
+    again = vov3d.prepare_for_inference(model, compile=True, cache_dir=tmp_path)
+    t0 = time.perf_counter()
+    torch.testing.assert_close(again(x), expected, rtol=0, atol=1e-4)
+    assert time.perf_counter() - t0 < 10  # loaded, not compiled
+    assert again.compiled.compiled_shapes == []
+
+    # Other weights: another package (the weights are compiled in as constants).
+    changed = copy.deepcopy(model)
+    with torch.no_grad():
+        changed.head.projection.bias.add_(1.0)
+    assert again.compiled.package_path(x) != vov3d.prepare_for_inference(
+        changed, compile=True, cache_dir=tmp_path
+    ).compiled.package_path(x)
+
+
+def test_prepare_keeps_freed_memory_with_glibc():
+    import platform
+
+    from vov3d import allocator
+
+    vov3d.prepare_for_inference(vov3d.create_model("vov3d_m", num_classes=5))
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc" and allocator.preloaded_allocator() is None:
+        assert allocator.keep_freed_memory()
+        assert "kept" in allocator.describe_allocator()

@@ -1,0 +1,162 @@
+"""Inference per clip, side by side in one run: plain eager, off-the-shelf levers, prepared; against the floor.
+
+    python benchmarks/inference.py                                   # all models, batch 1 and 8, 16x224²
+    python benchmarks/inference.py --models vov3d_m x3d_m --batch-sizes 1
+    python benchmarks/inference.py --levers plain fast compiled --inductor-baseline
+
+Levers (``--levers``; each a way to run the same weights):
+
+* ``plain``: the model as built, eager, NCDHW (the original implementation's speed);
+* ``cl_fold``: off the shelf: BNs folded, weights and input in ``channels_last_3d``
+  (``prepare_for_inference(fast=False)``);
+* ``inductor`` (with ``--inductor-baseline``): off the shelf: ``torch.compile`` of ``cl_fold`` with
+  inductor ``freezing`` (compiled in the run; its compile time is printed);
+* ``fast``: ``prepare_for_inference(model, fast=True)``: folded, (N, T, H, W, C) layout, 1x1x1 convs as matrix
+  products, 1x3x3 as 2D convs over frames, temporal convs as shift-adds, eager;
+* ``compiled``: ``prepare_for_inference(model, compile=True)``: ``fast`` compiled by AOTInductor with
+  freezing (package cached on disk: compiled once per shape and weights, ever);
+* ``bf16``: ``compiled`` in bfloat16 (``dtype=torch.bfloat16``), where the CPU has bfloat16.
+
+For each model and batch size it prints ms per clip, the speed-up over ``plain``, the ratio to the
+roofline floor (``benchmarks/roofline.py``; machine limits measured at the start and at the end of this
+run, the best of the two: a busy moment only lowers them; bf16 against the bfloat16 floor) and the
+largest output difference from ``plain``; then the paper's comparisons (VoV3D-M vs X3D-M, VoV3D-L vs
+X3D-L) at each lever. Models are built with ``torch.manual_seed(0)`` so that compiled packages are
+reused between runs. The allocator is set up as ``vov3d.prepare_for_inference`` does
+(``vov3d.allocator.keep_freed_memory``) unless ``--malloc-defaults``; the header says which ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import vov3d  # noqa: E402
+from common import describe_runtime, time_call  # noqa: E402
+from roofline import MachineLimits, measure_machine, meta_model, model_floor  # noqa: E402
+from vov3d.allocator import keep_freed_memory  # noqa: E402
+from vov3d.models.inference import cpu_has_bf16  # noqa: E402
+
+LEVERS = ("plain", "cl_fold", "inductor", "fast", "compiled", "bf16")
+
+
+def build_runners(name: str, levers: list[str], cache_dir: str | None) -> tuple[torch.nn.Module, dict]:
+    torch.manual_seed(0)
+    model = vov3d.create_model(name).eval()
+    runners: dict[str, object] = {}
+    for lever in levers:
+        if lever == "plain":
+            runners[lever] = model
+        elif lever == "cl_fold":
+            runners[lever] = vov3d.prepare_for_inference(model, fast=False)
+        elif lever == "inductor":
+            base = vov3d.prepare_for_inference(model, fast=False)
+            runners[lever] = torch.compile(base, dynamic=False, options={"freezing": True})
+        elif lever == "fast":
+            runners[lever] = vov3d.prepare_for_inference(model, fast=True)
+        elif lever == "compiled":
+            runners[lever] = vov3d.prepare_for_inference(model, compile=True, cache_dir=cache_dir)
+        elif lever == "bf16":
+            runners[lever] = vov3d.prepare_for_inference(
+                model, compile=True, cache_dir=cache_dir, dtype=torch.bfloat16
+            )
+    return model, runners
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["vov3d_m_v2", "vov3d_m", "x3d_m", "vov3d_l", "x3d_l"])
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
+    parser.add_argument("--levers", nargs="+", choices=LEVERS, default=["plain", "cl_fold", "fast", "compiled", "bf16"])
+    parser.add_argument("--inductor-baseline", action="store_true", help="add the 'inductor' lever")
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--iters", type=int, default=3, help="timed iterations per measurement (median)")
+    parser.add_argument("--min-seconds", type=float, default=0.0, help="time each measurement at least this long")
+    parser.add_argument("--cache-dir", default=None, help="compiled-package cache (default: vov3d's)")
+    parser.add_argument("--malloc-defaults", action="store_true", help="leave glibc malloc at its defaults")
+    args = parser.parse_args()
+
+    levers = list(args.levers)
+    if args.inductor_baseline and "inductor" not in levers:
+        levers.insert(levers.index("fast") if "fast" in levers else len(levers), "inductor")
+    if "bf16" in levers and not cpu_has_bf16():
+        print("# no bfloat16 instructions on this CPU: skipping the bf16 lever")
+        levers.remove("bf16")
+    if not args.malloc_defaults:
+        keep_freed_memory()
+
+    print(f"# {describe_runtime()}")
+    print(f"# load average at start: {os.getloadavg()[0]:.2f}")
+    limits_start = measure_machine()
+    print(f"# machine at start: {limits_start.describe()}")
+    print(f"# input {args.frames}x{args.size}x{args.size}, eval mode, median of {args.iters} runs; ms per clip")
+    print(f"{'model':<11} {'batch':>5} {'lever':<9} {'ms/clip':>9} {'max|diff|':>10} {'first call s':>12}")
+    results: dict[tuple[str, int, str], float] = {}
+    diffs: dict[tuple[str, int, str], float] = {}
+    for name in args.models:
+        model, runners = build_runners(name, levers, args.cache_dir)
+        for batch in args.batch_sizes:
+            torch.manual_seed(1)
+            x = torch.randn(batch, 3, args.frames, args.size, args.size)
+            with torch.inference_mode():
+                reference = model(x)
+            for lever, runner in runners.items():
+                with torch.inference_mode() if lever != "inductor" else torch.no_grad():
+                    t0 = time.perf_counter()
+                    out = runner(x)
+                    first = time.perf_counter() - t0
+                    diff = (out.float() - reference).abs().max().item()
+                    t = time_call(lambda: runner(x), warmup=1, iters=args.iters, min_seconds=args.min_seconds)
+                results[(name, batch, lever)] = t / batch
+                diffs[(name, batch, lever)] = diff
+                print(f"{name:<11} {batch:>5} {lever:<9} {t / batch * 1e3:>9.1f} {diff:>10.1e} {first:>12.1f}", flush=True)
+    limits_end = measure_machine()
+    print(f"# machine at end: {limits_end.describe()}")
+    # A busy moment can only make a measured limit lower: the floor uses the best of the two.
+    limits = MachineLimits(
+        max(limits_start.fp32_gflops, limits_end.fp32_gflops),
+        max(limits_start.bf16_gflops, limits_end.bf16_gflops),
+        max(limits_start.dram_gbs, limits_end.dram_gbs),
+    )
+    print(f"# load average at end: {os.getloadavg()[0]:.2f}")
+    print(f"# floors from the best of start and end: {limits.describe()}")
+    print(f"{'model':<11} {'batch':>5} {'lever':<9} {'ms/clip':>9} {'vs plain':>9} {'vs floor':>9} {'max|diff|':>10}")
+    for name in args.models:
+        for batch in args.batch_sizes:
+            floor = model_floor(meta_model(name), limits, args.frames, args.size, batch)
+            floor16 = model_floor(meta_model(name), limits, args.frames, args.size, batch, torch.bfloat16)
+            print(
+                f"{name:<11} {batch:>5} {'floor':<9} {floor.roofline_s * 1e3:>9.1f}   "
+                f"(float32: compute {floor.compute_s * 1e3:.1f} ms, memory {floor.memory_s * 1e3:.1f} ms; "
+                f"bfloat16 roofline {floor16.roofline_s * 1e3:.1f} ms)"
+            )
+            plain = results.get((name, batch, "plain"))
+            for lever in levers:
+                per_clip = results[(name, batch, lever)]
+                ref_floor = floor16 if lever == "bf16" else floor
+                print(
+                    f"{name:<11} {batch:>5} {lever:<9} {per_clip * 1e3:>9.1f} "
+                    f"{(plain / per_clip if plain else float('nan')):>8.2f}x "
+                    f"{per_clip / ref_floor.roofline_s:>8.2f}x {diffs[(name, batch, lever)]:>10.1e}"
+                    + (f"   (float32 compute floor {floor.compute_s * 1e3:.1f} ms)" if lever == "bf16" else "")
+                )
+    for fast_name, base_name in (("vov3d_m", "x3d_m"), ("vov3d_l", "x3d_l"), ("vov3d_m_v2", "x3d_m")):
+        for batch in args.batch_sizes:
+            for lever in levers:
+                a, b = results.get((fast_name, batch, lever)), results.get((base_name, batch, lever))
+                if a and b:
+                    print(
+                        f"# {fast_name} vs {base_name}, batch {batch}, {lever}: {a * 1e3:.1f} vs {b * 1e3:.1f} ms/clip "
+                        f"({b / a:.2f}x)"
+                    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""A training step (forward, backward, SGD), per clip, side by side: plain eager vs the fast path; and its floor.
+
+    python benchmarks/train_step.py                         # vov3d_m, batch 8, 16x160²
+    python benchmarks/train_step.py --models vov3d_m x3d_m --batch-size 4 --compile
+
+Ways to run the step on the same weights and data:
+
+* ``plain``: the model as built, eager, NCDHW;
+* ``channels_last``: the model and input in ``channels_last_3d`` (off the shelf);
+* ``fast``: ``vov3d.models.fast_blocks.FastVideoClassifier(model)`` (the same parameters, BNs in training
+  mode on channels-last views; see ``docs/performance.md``), eager;
+* ``fast_compiled`` (with ``--compile``): ``fast`` under ``torch.compile`` (forward and backward; compiled
+  in the run, its compile time printed).
+
+The floor is 3 x the forward FLOPs (forward, and backward for inputs and weights) over the measured
+float32 matmul rate. Before timing, one step of each is checked against ``plain``: the largest
+norm of the gradient difference over the norm of the gradient (all parameters together). The allocator is set up as in
+``benchmarks/inference.py`` unless ``--malloc-defaults``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import vov3d  # noqa: E402
+from common import describe_runtime, time_call  # noqa: E402
+from roofline import matmul_gflops, model_floor, MachineLimits, dram_gbs  # noqa: E402
+from vov3d.allocator import keep_freed_memory  # noqa: E402
+from vov3d.models.fast_blocks import FastVideoClassifier  # noqa: E402
+
+
+def make_step(module: torch.nn.Module, params, x: torch.Tensor, y: torch.Tensor, lr: float = 0.01):
+    opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=5e-5)
+
+    def step() -> float:
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(module(x), y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return step
+
+
+def first_grads(module: torch.nn.Module, params, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+    for p in params:
+        p.grad = None
+    torch.manual_seed(2)  # the same dropout mask
+    F.cross_entropy(module(x), y).backward()
+    return [p.grad.clone() for p in params]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["vov3d_m"])
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--size", type=int, default=160)
+    parser.add_argument("--iters", type=int, default=3)
+    parser.add_argument("--compile", action="store_true", help="add the fast_compiled lever")
+    parser.add_argument("--malloc-defaults", action="store_true")
+    args = parser.parse_args()
+    if not args.malloc_defaults:
+        keep_freed_memory()
+
+    print(f"# {describe_runtime()}")
+    print(f"# load average at start: {os.getloadavg()[0]:.2f}")
+    limits = MachineLimits(matmul_gflops(torch.float32), matmul_gflops(torch.bfloat16), dram_gbs())
+    print(f"# machine at start: {limits.describe()}")
+    b = args.batch_size
+    print(f"# training step (forward, backward, SGD momentum), batch {b}, {args.frames}x{args.size}², float32")
+    print(f"{'model':<11} {'way':<14} {'ms/clip':>9} {'vs plain':>9} {'grad diff':>14} {'first s':>8}")
+    rows = []
+    for name in args.models:
+        torch.manual_seed(0)
+        base = vov3d.create_model(name, num_classes=174, dropout=0.0)  # inductor draws other dropout masks
+        with torch.device("meta"):
+            meta = vov3d.create_model(name, num_classes=174, dropout=0.0)
+        fwd_flops = model_floor(meta, limits, args.frames, args.size, 1).flops
+        x = torch.randn(b, 3, args.frames, args.size, args.size)
+        y = torch.randint(0, 174, (b,))
+
+        ways = {}
+        plain = copy.deepcopy(base).train()
+        ways["plain"] = (plain, list(plain.parameters()), x)
+        cl = copy.deepcopy(base).train().to(memory_format=torch.channels_last_3d)
+        ways["channels_last"] = (cl, list(cl.parameters()), x.contiguous(memory_format=torch.channels_last_3d))
+        fm = copy.deepcopy(base).train()
+        ways["fast"] = (FastVideoClassifier(fm).train(), list(fm.parameters()), x)
+        if args.compile:
+            fc = copy.deepcopy(base).train()
+            ways["fast_compiled"] = (torch.compile(FastVideoClassifier(fc).train()), list(fc.parameters()), x)
+
+        g_ref = None
+        t_plain = None
+        for way, (module, params, xin) in ways.items():
+            t0 = time.perf_counter()
+            grads = first_grads(module, params, xin, y)
+            first = time.perf_counter() - t0
+            if g_ref is None:
+                g_ref = grads
+            rel = (
+                torch.cat([(g - r).flatten() for g, r in zip(grads, g_ref)]).norm()
+                / torch.cat([r.flatten() for r in g_ref]).norm()
+            ).item()
+            t = time_call(make_step(module, params, xin, y), warmup=1, iters=args.iters) / b
+            t_plain = t_plain or t
+            rows.append((name, way, t, t_plain / t, fwd_flops))
+            print(f"{name:<11} {way:<14} {t * 1e3:>9.1f} {t_plain / t:>8.2f}x {rel:>14.1e} {first:>8.1f}", flush=True)
+    rate = max(limits.fp32_gflops, matmul_gflops(torch.float32))  # a busy moment only lowers it
+    print(f"# load average at end: {os.getloadavg()[0]:.2f}; float32 matmul rate (best of start/end) {rate:.0f} GFLOP/s")
+    for name, way, t, speedup, fwd_flops in rows:
+        floor = 3 * fwd_flops / (rate * 1e9)
+        print(f"{name:<11} {way:<14} {t * 1e3:>9.1f} ms/clip, {speedup:.2f}x plain, {t / floor:.2f}x the floor ({floor * 1e3:.1f} ms)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,232 @@
+"""The same networks, run in a channels-last (N, T, H, W, C) layout with ops that a CPU does fast.
+
+``FastVideoClassifier(model)`` computes exactly what ``model`` (a ``VideoClassifier``: VoV3D or X3D)
+computes, with the same parameters (it holds ``model`` and reads its weights on every call, so
+gradients flow to them), but restructured:
+
+* activations are (N, T, H, W, C) tensors, contiguous: a 1x1x1 conv is one matrix product
+  ``(N*T*H*W, C_in) @ (C_in, C_out)`` (``F.linear``), with no layout reorder around it;
+* a 1x3x3 conv (the stem's ``conv_xy``, D(2+1)D's depthwise ``b1``) is a 2D conv over the N*T frames
+  of a zero-copy channels-last view (oneDNN's fast depthwise kernel);
+* a temporal depthwise k x 1 x 1 conv (stem ``conv``, D(2+1)D's ``b2``) is a k-term shift-add over whole
+  (H, W, C) frames: contiguous slices, fused into one loop with what follows under ``torch.compile``;
+* BN, when not folded, runs on a zero-copy channels-last view (training: batch statistics, running
+  statistics updated as ``nn.BatchNorm3d`` does); SE pools over (T, H, W) and scales the last dim;
+* T-OSA's concatenation is kept as one ``torch.cat`` of (N, T, H, W, C) tensors along C; under
+  ``torch.compile`` the residual add + ReLU that produce each layer's output write straight into the
+  concatenation buffer (no separate copy).
+
+X3D's 3x3x3 depthwise conv runs as a ``channels_last_3d`` ``conv3d`` on a zero-copy view (oneDNN).
+Anything else (the original head's fixed pool) calls the original module on a zero-copy view.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vov3d.models.d2plus1d import D2Plus1D
+from vov3d.models.head import X3DHead
+from vov3d.models.network import VideoClassifier
+from vov3d.models.res_block import ResBlock
+from vov3d.models.squeeze_excitation import SqueezeExcitation
+from vov3d.models.stem import X3DStem
+from vov3d.models.temporal_osa import TemporalOSA
+from vov3d.models.x3d_bottleneck import X3DBottleneck
+
+# ---------------------------------------------------------------------------------------------
+# Ops on (N, T, H, W, C) tensors.
+
+
+def to_ncdhw(x: torch.Tensor) -> torch.Tensor:
+    """Zero-copy (N, C, T, H, W) view (``channels_last_3d`` strides) of an (N, T, H, W, C) tensor."""
+    return x.permute(0, 4, 1, 2, 3)
+
+
+def to_nthwc(x: torch.Tensor) -> torch.Tensor:
+    """(N, T, H, W, C) view of an (N, C, T, H, W) tensor (zero-copy when it is ``channels_last_3d``)."""
+    return x.permute(0, 2, 3, 4, 1)
+
+
+def batch_norm(x: torch.Tensor, bn: nn.Module) -> torch.Tensor:
+    """``bn`` (a ``BatchNorm3d``, or ``Identity`` once folded) applied over the last dim of ``x``."""
+    if isinstance(bn, nn.Identity):
+        return x
+    return to_nthwc(bn(to_ncdhw(x)))
+
+
+def pointwise(x: torch.Tensor, conv: nn.Conv3d) -> torch.Tensor:
+    """A 1x1x1 conv (stride 1) as one matrix product over the last dim."""
+    w = conv.weight
+    return F.linear(x, w.reshape(w.shape[0], w.shape[1]), conv.bias)
+
+
+def spatial_conv(x: torch.Tensor, conv: nn.Conv3d) -> torch.Tensor:
+    """A 1 x kh x kw conv (any groups, spatial stride and padding) as a 2D conv over the N*T frames."""
+    n, t, h, w, c = x.shape
+    frames = x.reshape(n * t, h, w, c).permute(0, 3, 1, 2)  # channels-last (N*T, C, H, W), zero-copy
+    weight = conv.weight.squeeze(2)
+    y = F.conv2d(frames, weight, conv.bias, conv.stride[1:], conv.padding[1:], conv.dilation[1:], conv.groups)
+    y = y.permute(0, 2, 3, 1)
+    return y.reshape(n, t, y.shape[1], y.shape[2], y.shape[3])
+
+
+def temporal_depthwise(x: torch.Tensor, conv: nn.Conv3d) -> torch.Tensor:
+    """A depthwise k x 1 x 1 conv (stride 1, zero padding k // 2) as a k-term shift-add over frames."""
+    w = conv.weight
+    k = w.shape[2]
+    pad = conv.padding[0]
+    taps = w.reshape(w.shape[0], k)
+    t = x.shape[1]
+    y = x * taps[:, pad] if conv.bias is None else torch.addcmul(conv.bias, x, taps[:, pad])
+    for j in range(k):
+        off = j - pad  # y[t] += w_j * x[t + off], zero outside [0, T)
+        if off == 0 or abs(off) >= t:
+            continue
+        if off > 0:
+            y[:, : t - off].addcmul_(x[:, off:], taps[:, j])
+        else:
+            y[:, -off:].addcmul_(x[:, : t + off], taps[:, j])
+    return y
+
+
+def squeeze_excitation(x: torch.Tensor, se: SqueezeExcitation) -> torch.Tensor:
+    s = x.mean(dim=(1, 2, 3))
+    s = F.relu(F.linear(s, se.fc1.weight.flatten(1), se.fc1.bias))
+    g = torch.sigmoid(F.linear(s, se.fc2.weight.flatten(1), se.fc2.bias))
+    return x * g[:, None, None, None, :]
+
+
+# ---------------------------------------------------------------------------------------------
+# Blocks. Each holds the original block and reads its parameters at every call.
+
+
+class FastStem(nn.Module):
+    def __init__(self, stem: X3DStem) -> None:
+        super().__init__()
+        self.src = stem
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, T, H, W, 3) -> (N, T, H/2, W/2, C)
+        s = self.src
+        y = temporal_depthwise(spatial_conv(x, s.conv_xy), s.conv)
+        return F.relu(batch_norm(y, s.bn))
+
+
+class FastD2Plus1D(nn.Module):
+    def __init__(self, layer: D2Plus1D) -> None:
+        super().__init__()
+        self.src = layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.src
+        y = F.relu(batch_norm(pointwise(x, s.a[0]), s.a[1]))
+        y = batch_norm(temporal_depthwise(spatial_conv(y, s.b1), s.b2), s.b_bn)
+        if s.se is not None:
+            y = squeeze_excitation(y, s.se)
+        y = batch_norm(pointwise(F.silu(y), s.c[0]), s.c[1])
+        if s.has_residual:
+            y = y + x
+        return F.relu(y)
+
+
+class FastTemporalOSA(nn.Module):
+    def __init__(self, tosa: TemporalOSA) -> None:
+        super().__init__()
+        self.src = tosa
+        self.layers = nn.ModuleList(FastD2Plus1D(layer) for layer in tosa.layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs = [x] if self.src.include_input else []
+        for layer in self.layers:
+            x = layer(x)
+            outputs.append(x)
+        return batch_norm(pointwise(torch.cat(outputs, dim=-1), self.src.c), self.src.c_bn)
+
+
+class FastX3DBottleneck(nn.Module):
+    def __init__(self, block: X3DBottleneck) -> None:
+        super().__init__()
+        self.src = block
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.src
+        y = F.relu(batch_norm(pointwise(x, s.a), s.a_bn))
+        y = batch_norm(to_nthwc(s.b(to_ncdhw(y))), s.b_bn)  # oneDNN channels_last_3d depthwise conv
+        if s.se is not None:
+            y = squeeze_excitation(y, s.se)
+        return batch_norm(pointwise(F.silu(y), s.c), s.c_bn)
+
+
+class FastResBlock(nn.Module):
+    def __init__(self, block: ResBlock) -> None:
+        super().__init__()
+        self.src = block
+        transform = block.branch2
+        if isinstance(transform, TemporalOSA):
+            self.transform: nn.Module = FastTemporalOSA(transform)
+        elif isinstance(transform, X3DBottleneck):
+            self.transform = FastX3DBottleneck(transform)
+        else:
+            raise TypeError(f"no fast version of {type(transform).__name__}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.src
+        if s.branch1 is None:
+            shortcut = x
+        else:
+            st, sh, sw = s.branch1.stride
+            shortcut = batch_norm(pointwise(x[:, ::st, ::sh, ::sw], s.branch1), s.branch1_bn)
+        return F.relu(shortcut + self.transform(x))
+
+
+class FastHead(nn.Module):
+    def __init__(self, head: X3DHead) -> None:
+        super().__init__()
+        self.src = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.src
+        if s.pool != "global":
+            return s(to_ncdhw(x))
+        x = F.relu(batch_norm(pointwise(x, s.conv_5), s.conv_5_bn))
+        x = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = F.relu(F.linear(x, s.lin_5.weight.flatten(1)))
+        if s.dropout is not None:
+            x = s.dropout(x)  # on the original's (N, 1, 1, 1, C) shape: the same mask for the same seed
+        return s.projection(x).flatten(1)
+
+
+class FastVideoClassifier(nn.Module):
+    """``model`` (a ``VideoClassifier``) restructured for a CPU; same outputs, same parameters.
+
+    Train and eval mode follow ``model``'s (``train()``/``eval()`` on this module set both).
+    """
+
+    def __init__(self, model: VideoClassifier) -> None:
+        super().__init__()
+        if not isinstance(model, VideoClassifier) or not isinstance(model.s1.pathway0_stem, X3DStem):
+            raise TypeError(f"expected a VoV3D or X3D VideoClassifier, got {type(model).__name__}")
+        self.model = model
+        self.stem = FastStem(model.s1.pathway0_stem)
+        self.blocks = nn.ModuleList(
+            FastResBlock(b) for stage in (model.s2, model.s3, model.s4, model.s5) for b in stage
+        )
+        self.head = FastHead(model.head)
+
+    def forward(self, x: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+        if isinstance(x, (list, tuple)):
+            if len(x) != 1:
+                raise ValueError(f"expected one pathway, got a list of {len(x)} tensors")
+            x = x[0]
+        self.model.check_input(x)
+        return self.forward_nthwc(x.permute(0, 2, 3, 4, 1).contiguous())
+
+    def forward_nthwc(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits from a contiguous (N, T, H, W, 3) clip."""
+        x = self.stem(x)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(x)
