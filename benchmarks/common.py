@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import statistics
@@ -33,3 +34,16 @@ def time_call(fn: Callable[[], object], warmup: int = 1, iters: int = 3, min_sec
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def model_benchmark_parser(
+    description: str, models: list[str], batch_sizes: list[int], size: int = 224, iters: int = 3
+) -> argparse.ArgumentParser:
+    """A parser with the arguments every model benchmark takes: models, batch sizes, clip shape, iterations."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--models", nargs="+", default=models)
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=batch_sizes)
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--size", type=int, default=size)
+    parser.add_argument("--iters", type=int, default=iters, help="timed iterations per measurement (median)")
+    return parser

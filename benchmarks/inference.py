@@ -28,7 +28,6 @@ reused between runs. The allocator is set up as ``vov3d.prepare_for_inference`` 
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -38,7 +37,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import vov3d  # noqa: E402
-from common import describe_runtime, time_call  # noqa: E402
+from common import describe_runtime, model_benchmark_parser, time_call  # noqa: E402
 from roofline import MachineLimits, measure_machine, meta_model, model_floor  # noqa: E402
 from vov3d.allocator import keep_freed_memory  # noqa: E402
 from vov3d.models.inference import cpu_has_bf16  # noqa: E402
@@ -70,14 +69,11 @@ def build_runners(name: str, levers: list[str], cache_dir: str | None) -> tuple[
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["vov3d_m_v2", "vov3d_m", "x3d_m", "vov3d_l", "x3d_l"])
-    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
+    parser = model_benchmark_parser(
+        __doc__.splitlines()[0], ["vov3d_m_v2", "vov3d_m", "x3d_m", "vov3d_l", "x3d_l"], [1, 8]
+    )
     parser.add_argument("--levers", nargs="+", choices=LEVERS, default=["plain", "cl_fold", "fast", "compiled", "bf16"])
     parser.add_argument("--inductor-baseline", action="store_true", help="add the 'inductor' lever")
-    parser.add_argument("--frames", type=int, default=16)
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--iters", type=int, default=3, help="timed iterations per measurement (median)")
     parser.add_argument("--min-seconds", type=float, default=0.0, help="time each measurement at least this long")
     parser.add_argument("--cache-dir", default=None, help="compiled-package cache (default: vov3d's)")
     parser.add_argument("--malloc-defaults", action="store_true", help="leave glibc malloc at its defaults")

@@ -9,7 +9,6 @@ Prints clips/s for each model and batch size and the prepared/plain ratio, plus 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -17,17 +16,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import vov3d  # noqa: E402
-from common import describe_runtime, time_call  # noqa: E402
+from common import describe_runtime, model_benchmark_parser, time_call  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=vov3d.list_models())
-    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
-    parser.add_argument("--frames", type=int, default=16)
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--iters", type=int, default=3, help="timed iterations per measurement (median)")
-    args = parser.parse_args()
+    args = model_benchmark_parser(__doc__.splitlines()[0], vov3d.list_models(), [1, 8]).parse_args()
 
     print(f"# {describe_runtime()}")
     print(f"# input {args.frames}x{args.size}x{args.size}, float32, eval mode, median of {args.iters} runs")

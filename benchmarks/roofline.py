@@ -24,7 +24,6 @@ layer (conv or linear of the BN-folded model), each at ``max(compute, memory)``:
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -36,7 +35,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import vov3d  # noqa: E402
-from common import describe_runtime  # noqa: E402
+from common import describe_runtime, model_benchmark_parser  # noqa: E402
 
 
 @dataclass
@@ -166,13 +165,7 @@ def meta_model(name: str) -> nn.Module:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=vov3d.list_models())
-    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
-    parser.add_argument("--frames", type=int, default=16)
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--iters", type=int, default=5)
-    args = parser.parse_args()
+    args = model_benchmark_parser(__doc__.splitlines()[0], vov3d.list_models(), [1, 8], iters=5).parse_args()
 
     print(f"# {describe_runtime()}")
     limits = measure_machine(args.iters)
