@@ -18,7 +18,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # The torch pin comes from VOV3D_TORCH; every other line of constraints.txt applies as written.
   { grep -v '^torch==' "$root/constraints.txt" | grep -v '^#' || true; echo "$torch_req"; } > "$constraints"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check "$torch_req"
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check -c "$constraints" -e "$root[test,tensorboard]"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -c "$constraints" -e "$root[test]"
   rm -f "$constraints"
   echo "$want" > "$stamp"
 fi
