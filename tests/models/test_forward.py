@@ -31,6 +31,10 @@ def test_pathway_list_input_is_accepted():
     x = torch.randn(1, 3, 2, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(model([x]), model(x))
+        prepared = vov3d.prepare_for_inference(model)
+        torch.testing.assert_close(prepared([x]), model(x), rtol=0, atol=1e-4)
+    with pytest.raises(ValueError, match="expected one pathway, got a list of 2 tensors"):
+        model([x, x])
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ from torch import nn
 
 from vov3d.models.d2plus1d import D2Plus1D
 from vov3d.models.head import X3DHead
-from vov3d.models.network import VideoClassifier
+from vov3d.models.network import VideoClassifier, single_pathway
 from vov3d.models.res_block import ResBlock
 from vov3d.models.squeeze_excitation import SqueezeExcitation
 from vov3d.models.stem import X3DStem
@@ -217,10 +217,7 @@ class FastVideoClassifier(nn.Module):
         self.head = FastHead(model.head)
 
     def forward(self, x: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
-        if isinstance(x, (list, tuple)):
-            if len(x) != 1:
-                raise ValueError(f"expected one pathway, got a list of {len(x)} tensors")
-            x = x[0]
+        x = single_pathway(x)
         self.model.check_input(x)
         return self.forward_nthwc(x.permute(0, 2, 3, 4, 1).contiguous())
 

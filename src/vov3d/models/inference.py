@@ -29,7 +29,7 @@ from torch import nn
 from vov3d.allocator import keep_freed_memory
 from vov3d.models import fast_blocks
 from vov3d.models.fast_blocks import FastVideoClassifier
-from vov3d.models.network import VideoClassifier
+from vov3d.models.network import VideoClassifier, single_pathway
 from vov3d.models.stem import X3DStem
 
 
@@ -199,10 +199,7 @@ class PreparedModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            if isinstance(x, (list, tuple)):
-                if len(x) != 1:
-                    raise ValueError(f"expected one pathway, got a list of {len(x)} tensors")
-                x = x[0]
+            x = single_pathway(x)
             if self.fast is None:
                 if self.channels_last and isinstance(x, torch.Tensor) and x.dim() == 5:
                     x = x.contiguous(memory_format=torch.channels_last_3d)

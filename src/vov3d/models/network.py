@@ -12,6 +12,15 @@ from vov3d.models.head import X3DHead
 from vov3d.models.res_block import ResBlock
 
 
+def single_pathway(x: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+    """The clip itself, also when given as the original's one-element pathway list ``[clip]`` (spec §1.1)."""
+    if isinstance(x, (list, tuple)):
+        if len(x) != 1:
+            raise ValueError(f"expected one pathway, got a list of {len(x)} tensors")
+        x = x[0]
+    return x
+
+
 def res_stage(blocks: Sequence[ResBlock]) -> nn.Sequential:
     """A stage whose blocks are named ``pathway0_res{i}`` as in the original state dict."""
     return nn.Sequential(OrderedDict((f"pathway0_res{i}", b) for i, b in enumerate(blocks)))
@@ -64,9 +73,6 @@ class VideoClassifier(nn.Module):
         return self.s5(self.s4(self.s3(self.s2(self.s1(x)))))
 
     def forward(self, x: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
-        if isinstance(x, (list, tuple)):
-            if len(x) != 1:
-                raise ValueError(f"expected one pathway, got a list of {len(x)} tensors")
-            x = x[0]
+        x = single_pathway(x)
         self.check_input(x)
         return self.head(self.forward_features(x))
