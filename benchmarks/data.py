@@ -39,18 +39,6 @@ class NaiveKinetics(Kinetics):
         return frames
 
 
-def allocator() -> str:
-    """The malloc in use (workers are forked and inherit it): vov3d.allocator's description, plus
-    jemalloc/tcmalloc found mapped into the process, which LD_PRELOAD may name by a full path."""
-    text = describe_allocator()
-    try:
-        maps = Path("/proc/self/maps").read_text()
-    except OSError:
-        maps = ""
-    loaded = [name for name in ("jemalloc", "tcmalloc", "mimalloc") if name in maps]
-    return text + (f"; mapped: {', '.join(loaded)}" if loaded else "")
-
-
 def clips_per_second(dataset, clips: int, workers: int, batch_size: int) -> tuple[float, int]:
     """Clips/s of the loader over `clips` clips after one warm-up batch; also returns bad samples."""
     loader = build_loader(dataset, batch_size, shuffle=True, drop_last=True, num_workers=workers, seed=0,
@@ -167,7 +155,7 @@ def main() -> int:
         keep_freed_memory()
 
     torch.set_num_threads(1)  # each worker is one process; the main process only collates
-    print(f"allocator: {allocator()}")
+    print(f"allocator: {describe_allocator()} (workers are forked and inherit it)")
     print("load average before the run: " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
     print(f"python {platform.python_version()}, torch {torch.__version__}, PyAV {av.__version__} "
           f"(libavcodec {'.'.join(map(str, av.library_versions['libavcodec']))}), "

@@ -16,6 +16,7 @@ import ctypes
 import ctypes.util
 import os
 import platform
+from pathlib import Path
 
 M_TRIM_THRESHOLD = -1
 M_TOP_PAD = -2
@@ -24,11 +25,22 @@ M_MMAP_MAX = -4
 _state: dict[str, bool] = {"kept": False}
 
 
+_ALLOCATORS = ("jemalloc", "tcmalloc", "mimalloc")
+
+
 def preloaded_allocator() -> str | None:
-    """The allocator named in ``LD_PRELOAD`` (jemalloc, tcmalloc, mimalloc), if any."""
+    """The allocator other than glibc's that this process runs with (jemalloc, tcmalloc, mimalloc), if any.
+
+    Named in ``LD_PRELOAD``, or mapped into the process (``/proc/self/maps``: a preload by another
+    file name, or a library linked against one).
+    """
     preload = os.environ.get("LD_PRELOAD", "")
-    for name in ("jemalloc", "tcmalloc", "mimalloc"):
-        if name in preload:
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        maps = ""
+    for name in _ALLOCATORS:
+        if name in preload or name in maps:
             return name
     return None
 
@@ -62,7 +74,7 @@ def describe_allocator() -> str:
     name = preloaded_allocator()
     if name is not None:
         conf = os.environ.get("MALLOC_CONF", "") if name == "jemalloc" else ""
-        return f"{name} (LD_PRELOAD{', MALLOC_CONF=' + conf if conf else ''})"
+        return f"{name}{' (MALLOC_CONF=' + conf + ')' if conf else ''}"
     if _state["kept"]:
         return "glibc malloc, freed memory kept (vov3d.allocator.keep_freed_memory: mmap off, no trim)"
     return "glibc malloc (defaults)"
