@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
+import os
+
+import pytest
 import torch
 from torch import nn
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_cache_dir(tmp_path_factory):
+    """Built kernels and compiled models go to a temporary folder, not the user's ~/.cache/vov3d."""
+    before = os.environ.get("VOV3D_CACHE_DIR")
+    os.environ["VOV3D_CACHE_DIR"] = str(tmp_path_factory.mktemp("vov3d_cache"))
+    yield
+    if before is None:
+        os.environ.pop("VOV3D_CACHE_DIR", None)
+    else:
+        os.environ["VOV3D_CACHE_DIR"] = before
 
 
 def calibrate_batchnorms(model: nn.Module, shape=(2, 3, 4, 64, 64), steps: int = 2, seed: int = 0) -> nn.Module:

@@ -17,15 +17,17 @@ from vov3d.models.fast_blocks import FastVideoClassifier, temporal_depthwise
 
 
 @pytest.mark.parametrize(
-    "name,fast",
-    [(name, True) for name in vov3d.list_models()] + [("vov3d_m", False), ("x3d_m", False)],  # fast=False: module tree
+    "name,mode",
+    [(name, mode) for name in vov3d.list_models() for mode in ("kernels", "fast")]
+    + [("vov3d_m", "module tree"), ("x3d_m", "module tree")],
 )
-def test_prepared_model_matches_plain_model(name, fast):
+def test_prepared_model_matches_plain_model(name, mode):
     torch.manual_seed(0)
     model = calibrate_batchnorms(vov3d.create_model(name, num_classes=10), shape=(2, 3, 4, 64, 64))
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    prepared = vov3d.prepare_for_inference(model, fast=fast)
-    assert (prepared.fast is not None) == fast
+    # The default is vov3d's fused kernels; fast=True/False ask for the fast network or the module tree.
+    prepared = vov3d.prepare_for_inference(model, **({} if mode == "kernels" else {"fast": mode == "fast"}))
+    assert (prepared.fused is not None, prepared.fast is not None) == (mode == "kernels", mode == "fast")
     assert not any(isinstance(m, nn.BatchNorm3d) for m in prepared.modules())
     assert prepared.model.s1.pathway0_stem.conv.weight.is_contiguous(memory_format=torch.channels_last_3d)
     x = torch.randn(2, 3, 4, 64, 64)

@@ -1,17 +1,19 @@
-"""Preparing a model for fast inference: BN folding, a CPU-friendly layout and, optionally, compilation.
+"""Preparing a model for fast inference: BN folding, then vov3d's fused CPU kernels, a CPU-friendly
+layout or compilation.
 
 Every BatchNorm of VoV3D and X3D follows a convolution, possibly after a depthwise one (stem:
 ``conv_xy -> conv -> bn``; D(2+1)D: ``b1 -> b2 -> b_bn``), so in eval mode each BN is an affine map
 per channel that can be folded into the weights and a bias of the conv just before it. Each block
 declares its ``(conv, bn)`` pairs in a ``conv_bn_pairs`` attribute next to its definition.
 
-``prepare_for_inference`` then runs the folded network through ``fast_blocks.FastVideoClassifier``
-((N, T, H, W, C) activations, 1x1x1 convs as matrix products, 1x3x3 convs as 2D convs over frames,
-temporal depthwise convs as shift-adds) and, with ``compile=True``, compiles it ahead of time with
-AOTInductor and inductor's ``freezing`` (weights become constants, packed for oneDNN; elementwise ops
-fused into single loops). Each compiled package is cached on disk per input shape (``CompiledRunner``),
-so only the first call with a new shape, ever, pays the compilation; see ``docs/performance.md`` for
-the measured effect of each step.
+``prepare_for_inference`` then runs the folded network, by default, with vov3d's own fused CPU kernels
+(``fused_inference.FusedVideoClassifier``: no compilation of the model, a C library built once in about
+a second). Alternatively it runs it through ``fast_blocks.FastVideoClassifier`` ((N, T, H, W, C)
+activations, 1x1x1 convs as matrix products, 1x3x3 convs as 2D convs over frames, temporal depthwise
+convs as shift-adds), optionally compiled ahead of time with AOTInductor and inductor's ``freezing``
+(weights become constants, packed for oneDNN; elementwise ops fused into single loops). Each compiled
+package is cached on disk per input shape (``CompiledRunner``), so only the first call with a new shape,
+ever, pays the compilation; see ``docs/performance.md`` for the measured effect of each step.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from torch import nn
 
 from vov3d.allocator import keep_freed_memory
 from vov3d.models import fast_blocks
+from vov3d.models.cpu_kernels import load_kernels
 from vov3d.models.fast_blocks import FastVideoClassifier
+from vov3d.models.fused_inference import FusedVideoClassifier, fusable
 from vov3d.models.network import VideoClassifier, single_pathway
 from vov3d.models.stem import X3DStem
 
@@ -176,10 +180,11 @@ class CompiledRunner:
 
 
 class PreparedModel(nn.Module):
-    """An inference-only model: BNs folded; a fast layout; compiled if chosen. Call it like the model.
+    """An inference-only model: BNs folded; fused kernels, a fast layout or compiled. Call it like the model.
 
-    Attributes: ``model`` (the folded copy), ``fast`` (its ``FastVideoClassifier`` or None),
-    ``compiled`` (a ``CompiledRunner`` or None), ``dtype`` (float32 or bfloat16 compute).
+    Attributes: ``model`` (the folded copy), ``fused`` (its ``FusedVideoClassifier`` or None), ``fast``
+    (its ``FastVideoClassifier`` or None), ``compiled`` (a ``CompiledRunner`` or None), ``dtype`` (float32
+    or bfloat16 compute).
     """
 
     def __init__(
@@ -189,6 +194,7 @@ class PreparedModel(nn.Module):
         fast: FastVideoClassifier | None = None,
         compiled: CompiledRunner | None = None,
         dtype: torch.dtype = torch.float32,
+        fused: FusedVideoClassifier | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -196,18 +202,24 @@ class PreparedModel(nn.Module):
         self.fast = fast
         self.compiled = compiled
         self.dtype = dtype
+        self.fused = fused
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             x = single_pathway(x)
-            if self.fast is None:
+            if self.fused is None and self.fast is None:
                 if self.channels_last and isinstance(x, torch.Tensor) and x.dim() == 5:
                     x = x.contiguous(memory_format=torch.channels_last_3d)
                 return self.model(x)
-            self.fast.model.check_input(x)
+            self.model.check_input(x)
             out_dtype = x.dtype
             x = x.to(self.dtype).permute(0, 2, 3, 4, 1).contiguous()
-            y = self.compiled(x) if self.compiled is not None else self.fast.forward_nthwc(x)
+            if self.fused is not None:
+                y = self.fused.forward_nthwc(x)
+            elif self.compiled is not None:
+                y = self.compiled(x)
+            else:
+                y = self.fast.forward_nthwc(x)
             return y.to(out_dtype)
 
 
@@ -232,43 +244,57 @@ def prepare_for_inference(
     cache_dir: str | os.PathLike | None = None,
     dtype: torch.dtype = torch.float32,
     keep_memory: bool = True,
+    kernels: bool | None = None,
 ) -> PreparedModel:
     """A copy of ``model`` for fast inference; the original is left untouched.
 
     The copy is in eval mode, without gradients, with every BN folded into its conv
-    (``fold_batchnorms``). Then:
+    (``fold_batchnorms``). Then it runs in one of four ways:
 
-    * ``fast`` (VoV3D and X3D; by default on when compiling or in bfloat16): run it as
-      ``FastVideoClassifier`` (see ``fast_blocks``), (N, T, H, W, C) activations; else, with
-      ``channels_last``, as the module tree with its weights and inputs in ``channels_last_3d``.
-      Eager, the module tree is the faster of the two (its oneDNN convs fuse bias and run the 1x1x1
-      convs well in channels_last_3d); compiled, the fast network is (it gives inductor matrix products,
-      2D depthwise convs and shift-adds to fuse): see ``benchmarks/RESULTS.md``.
-    * ``compile``: compile the fast network ahead of time with AOTInductor (``CompiledRunner``:
+    * ``kernels`` (the default for a float32 VoV3D or X3D with the global-pool head, when neither
+      ``fast`` nor ``compile`` is asked for): vov3d's fused CPU kernels (``fused_inference``), the fastest
+      way on a CPU and without compiling the model. The kernel library is built with the system C
+      compiler on first use (about a second) and cached in ``cache_dir``; without a compiler it warns and
+      the module tree below runs instead. ``kernels=True`` insists (errors instead of falling back).
+    * ``fast`` (VoV3D and X3D): ``FastVideoClassifier`` ((N, T, H, W, C) activations) eagerly; it is the
+      graph that ``compile`` compiles.
+    * ``compile``: the fast network compiled ahead of time with AOTInductor (``CompiledRunner``:
       ``torch.export``, inductor with ``freezing``). The first call with each new input shape compiles
       (one to three minutes on 2 cores); the package is cached on disk in ``cache_dir`` (default
       ``default_cache_dir()``), keyed by weights, shape, dtype and torch version, so any later call or
       process loads it in milliseconds.
-    * ``dtype=torch.bfloat16``: weights and activations in bfloat16 (needs ``fast``; matrix products
-      accumulate in float32); inputs are cast, outputs returned in the input's dtype. Only worth it
-      where the CPU has bfloat16 instructions (``cpu_has_bf16()``).
+    * otherwise the module tree, with its weights and inputs in ``channels_last_3d`` when ``channels_last``.
 
-    * ``keep_memory``: call ``vov3d.allocator.keep_freed_memory()`` (process-wide: glibc malloc keeps
-      freed memory instead of unmapping it, so large activations do not page-fault in at every call;
-      a no-op under another allocator).
+    ``dtype=torch.bfloat16``: weights and activations in bfloat16 (the fast network, compiled or not;
+    matrix products accumulate in float32); inputs are cast, outputs returned in the input's dtype. Only
+    worth it where the CPU has bfloat16 instructions (``cpu_has_bf16()``).
+
+    ``keep_memory``: call ``vov3d.allocator.keep_freed_memory()`` (process-wide: glibc malloc keeps freed
+    memory instead of unmapping it, so large activations do not page-fault in at every call; a no-op
+    under another allocator).
 
     Outputs equal the eval-mode model's to float32 rounding (within 1e-4) in float32.
     """
     if dtype not in (torch.float32, torch.bfloat16):
         raise ValueError(f"dtype must be torch.float32 or torch.bfloat16, got {dtype}")
+    if kernels and (fast or compile or dtype != torch.float32):
+        raise ValueError("kernels=True runs float32 with vov3d's own kernels: not with fast, compile or bfloat16")
     if keep_memory:
         keep_freed_memory()
     prepared = copy.deepcopy(model).eval()
     for p in prepared.parameters():
         p.requires_grad_(False)
     fold_batchnorms(prepared)
-    if channels_last:  # also for the fast path: oneDNN takes the 1x3x3 and 3x3x3 weights as they are
+    if channels_last:  # also for the fast and fused paths: oneDNN takes the 1x3x3 and 3x3x3 weights as they are
         prepared = prepared.to(memory_format=torch.channels_last_3d)
+    if kernels and not fusable(prepared):
+        raise ValueError("kernels=True needs a VoV3D or X3D VideoClassifier with the global-pool head")
+    if kernels or (kernels is None and fast is None and not compile and dtype == torch.float32 and fusable(prepared)):
+        lib = load_kernels(cache_dir if cache_dir is not None else default_cache_dir())
+        if lib is not None:
+            return PreparedModel(prepared, False, fused=FusedVideoClassifier(prepared, lib)).eval()
+        if kernels:
+            raise RuntimeError("kernels=True: vov3d's CPU kernels could not be built (see the warning above)")
     if fast is None:
         fast = compile or dtype != torch.float32
     use_fast = fast and _fast_supported(prepared)

@@ -1,0 +1,342 @@
+/* Fused CPU kernels for the inference path of VoV3D and X3D (see vov3d/models/cpu_kernels.py).
+ *
+ * Every tensor is float32, contiguous, channels last: (N, T, H, W, C), C innermost, so each inner loop
+ * runs over channels and vectorises (built with -O3 -march=native). Threads: OpenMP, the runtime torch
+ * itself uses (the library is loaded after torch), over frames or rows.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Swish (v * sigmoid(v)) over a row of d floats, times a per-channel scale first when `scale` is given.
+ * 16 lanes at a time with GCC/Clang vector extensions (AVX-512, or two AVX2 halves): exp(-v) as
+ * 2^k * poly(r), relative error about 1e-7; a scalar tail with expf. */
+typedef float vf16 __attribute__((vector_size(64), aligned(4)));
+typedef uint32_t vu16 __attribute__((vector_size(64), aligned(4)));
+typedef float vf8 __attribute__((vector_size(32), aligned(4)));
+
+static inline vf16 select16(vu16 mask, vf16 a, vf16 b) { return (vf16)((mask & (vu16)a) | (~mask & (vu16)b)); }
+
+static inline vf16 silu16(vf16 v) {
+    vf16 zero = v - v;
+    vf16 x = -v;
+    x = select16((vu16)(x < zero - 87.0f), zero - 87.0f, x);
+    x = select16((vu16)(x > zero + 88.0f), zero + 88.0f, x);
+    vf16 kf = x * 1.44269504f + 12582912.0f; /* + 1.5 * 2^23 rounds to the nearest integer */
+    vf16 k = kf - 12582912.0f;
+    vf16 r = x - k * 0.693145752f - k * 1.42860677e-6f;
+    vf16 p = r * 1.98756912e-4f + 1.39819994e-3f;
+    p = p * r + 8.33345205e-3f;
+    p = p * r + 4.16657962e-2f;
+    p = p * r + 1.66666657e-1f;
+    p = p * r + 5.00000012e-1f;
+    p = p * r * r + r + 1.0f;
+    vf16 two_k = (vf16)((((vu16)kf) - 0x4B400000u + 127u) << 23);
+    return v / (1.0f + p * two_k);
+}
+
+static inline void silu_row(float *o, const float *scale, int d) {
+    int c = 0;
+    for (; c + 16 <= d; c += 16) {
+        vf16 v = *(vf16 *)(o + c);
+        if (scale) v *= *(const vf16 *)(scale + c);
+        *(vf16 *)(o + c) = silu16(v);
+    }
+    for (; c < d; c++) {
+        float v = scale ? o[c] * scale[c] : o[c];
+        o[c] = v / (1.0f + expf(-v));
+    }
+}
+
+static inline vf16 relu16(vf16 v) { vf16 zero = v - v; return select16((vu16)(v > zero), v, zero); }
+
+/* The frames of x that the temporal taps of output frame ti read (zero padding kt/2 outside the clip):
+ * fills src[] with their offsets in x's frames and tap[] with their weights; returns how many. */
+static int temporal_sources(const float *xn, const float *wt, int kt, int t_in, int ti, long frame, int d,
+                            const float **src, const float **tap) {
+    int k = 0;
+    for (int j = 0; j < kt; j++) {
+        int tj = ti + j - kt / 2;
+        if (tj < 0 || tj >= t_in) continue;
+        src[k] = xn + tj * frame;
+        tap[k] = wt + (long)j * d;
+        k++;
+    }
+    return k;
+}
+
+/* dst[p][c] = post(bias[c] + sum_q tap[q][c] * act(src[q][off + p * d + c])) for p < npix, where act is ReLU
+ * when relu_in and post is ReLU when relu_out; bias may be NULL (zero). */
+static void temporal_mix(const float **src, const float **tap, int k, long off, long npix, int d, int relu_in,
+                         const float *bias, int relu_out, float *dst) {
+    for (long p = 0; p < npix; p++) {
+        const long at = off + p * d;
+        float *o = dst + p * d;
+        int c = 0;
+        for (; c + 16 <= d; c += 16) {
+            vf16 acc = bias ? *(const vf16 *)(bias + c) : (vf16){0};
+            for (int q = 0; q < k; q++) {
+                vf16 v = *(const vf16 *)(src[q] + at + c);
+                acc += *(const vf16 *)(tap[q] + c) * (relu_in ? relu16(v) : v);
+            }
+            *(vf16 *)(o + c) = relu_out ? relu16(acc) : acc;
+        }
+        for (; c < d; c++) {
+            float acc = bias ? bias[c] : 0.0f;
+            for (int q = 0; q < k; q++) {
+                float v = src[q][at + c];
+                acc += tap[q][c] * (relu_in && v < 0.0f ? 0.0f : v);
+            }
+            o[c] = relu_out && acc < 0.0f ? 0.0f : acc;
+        }
+    }
+}
+
+/* One output row of the 3x3 depthwise conv over three padded mixed rows r0, r1, r2 ((W + 2) x D each):
+ * out[ow][c] = bias[c] + sum_{dh, dw} ws[dh * 3 + dw][c] * r_dh[ow * stride + dw][c]. Adds the row's sums
+ * (before Swish) to fs when given; applies Swish when silu_out. Weights stay in registers across the row
+ * and, at stride 1, each input column is loaded once (a sliding 3x3 window). */
+static void spatial_row(const float *r0, const float *r1, const float *r2, const float *ws, const float *bias,
+                        int wo, int d, int stride, float *out, float *fs, int silu_out) {
+    int c = 0;
+    for (; c + 16 <= d; c += 16) {
+#define W(k) (*(const vf16 *)(ws + (k) * d + c))
+#define AT(r, col) (*(const vf16 *)((r) + (long)(col) * d + c))
+        const vf16 w0 = W(0), w1 = W(1), w2 = W(2), w3 = W(3), w4 = W(4), w5 = W(5), w6 = W(6), w7 = W(7), w8 = W(8);
+        const vf16 b = *(const vf16 *)(bias + c);
+        vf16 sum = b - b;
+        vf16 a0 = AT(r0, 0), a1 = AT(r0, 1), b0 = AT(r1, 0), b1 = AT(r1, 1), e0 = AT(r2, 0), e1 = AT(r2, 1);
+        for (int ow = 0; ow < wo; ow++) {
+            const int col = ow * stride;
+            if (stride != 1) {
+                a0 = AT(r0, col), a1 = AT(r0, col + 1), b0 = AT(r1, col), b1 = AT(r1, col + 1);
+                e0 = AT(r2, col), e1 = AT(r2, col + 1);
+            }
+            const vf16 a2 = AT(r0, col + 2), b2 = AT(r1, col + 2), e2 = AT(r2, col + 2);
+            vf16 acc = b + w0 * a0 + w1 * a1 + w2 * a2 + w3 * b0 + w4 * b1 + w5 * b2 + w6 * e0 + w7 * e1 + w8 * e2;
+            sum += acc;
+            *(vf16 *)(out + (long)ow * d + c) = silu_out ? silu16(acc) : acc;
+            a0 = a1, a1 = a2, b0 = b1, b1 = b2, e0 = e1, e1 = e2;
+        }
+        if (fs) *(vf16 *)(fs + c) += sum;
+#undef W
+#undef AT
+    }
+    for (; c < d; c++) { /* channels beyond a multiple of 16 */
+        float sum = 0.0f;
+        for (int ow = 0; ow < wo; ow++) {
+            const long col = (long)ow * stride * d + c;
+            float acc = bias[c];
+            for (int k = 0; k < 3; k++)
+                acc += ws[k * d + c] * r0[col + k * d] + ws[(3 + k) * d + c] * r1[col + k * d] +
+                       ws[(6 + k) * d + c] * r2[col + k * d];
+            sum += acc;
+            out[(long)ow * d + c] = silu_out ? acc / (1.0f + expf(-acc)) : acc;
+        }
+        if (fs) fs[c] += sum;
+    }
+}
+
+/* D(2+1)D's depthwise stages, fused: y = bias + S(Tm(act(x))), where Tm is the kt x 1 x 1 temporal conv
+ * (zero padding kt/2) and S the 1 x 3 x 3 spatial conv (padding 1, stride `stride`). Both are per-channel
+ * linear maps, so Tm(S(.)) == S(Tm(.)): we mix frames first, row by row, into a ring of three padded
+ * rows (they stay in L1/L2), then run the 3x3 conv over the ring. act is ReLU when relu_in (the
+ * preceding 1x1x1 conv's ReLU), else identity. One task per output frame.
+ *   x: (N, T, H, W, D); wt: (kt, D); ws: (9, D) as [dh * 3 + dw]; bias: (D);
+ *   y: (N, T, Ho, Wo, D) with Ho = (H - 1) / stride + 1;
+ *   frame_sum: (N, T, D) sums of y over each frame (before Swish; for squeeze-excitation), or NULL;
+ *   silu_out: apply Swish to y. */
+void vov3d_depthwise_st(const float *x, const float *wt, int kt, const float *ws, const float *bias, float *y,
+                        float *frame_sum, int n, int t, int h, int w, int d, int stride, int relu_in,
+                        int silu_out) {
+    const int ho = (h - 1) / stride + 1, wo = (w - 1) / stride + 1;
+    const long frame = (long)h * w * d, oframe = (long)ho * wo * d, padded_row = (long)(w + 2) * d;
+    if (kt > 16) return; /* the Python wrapper rejects this */
+#pragma omp parallel
+    {
+        float *ring = (float *)malloc(sizeof(float) * (size_t)(3 * padded_row));
+#pragma omp for schedule(static)
+        for (long task = 0; task < (long)n * t; task++) {
+            const float *src[16], *tap[16];
+            const int k = temporal_sources(x + (task / t) * t * frame, wt, kt, t, (int)(task % t), frame, d, src, tap);
+            float *fs = frame_sum ? frame_sum + task * d : NULL;
+            if (fs) memset(fs, 0, sizeof(float) * (size_t)d);
+            int held[3] = {-1000000, -1000000, -1000000};
+            for (int oh = 0; oh < ho; oh++) {
+                const float *rows[3];
+                for (int dh = 0; dh < 3; dh++) {
+                    const int ih = oh * stride - 1 + dh;
+                    const int s = ((ih % 3) + 3) % 3;
+                    float *slot = ring + s * padded_row;
+                    if (held[s] != ih) {
+                        memset(slot, 0, sizeof(float) * (size_t)d);
+                        memset(slot + (long)(w + 1) * d, 0, sizeof(float) * (size_t)d);
+                        if (ih < 0 || ih >= h)
+                            memset(slot, 0, sizeof(float) * (size_t)padded_row);
+                        else
+                            temporal_mix(src, tap, k, (long)ih * w * d, w, d, relu_in, NULL, 0, slot + d);
+                        held[s] = ih;
+                    }
+                    rows[dh] = slot;
+                }
+                spatial_row(rows[0], rows[1], rows[2], ws, bias, wo, d, stride, y + task * oframe + (long)oh * wo * d,
+                            fs, silu_out);
+            }
+        }
+        free(ring);
+    }
+}
+
+/* The stem's temporal conv, its bias and ReLU in one pass: y = ReLU(bias + Tm(x)), Tm the kt x 1 x 1
+ * depthwise conv with zero padding kt/2.  x, y: (N, T, H, W, D); wt: (kt, D); bias: (D). */
+void vov3d_temporal_bias_relu(const float *x, const float *wt, int kt, const float *bias, float *y, int n, int t,
+                              long hw, int d) {
+    const long frame = hw * d;
+    const long chunk = 256; /* pixels per task */
+    const long chunks = (hw + chunk - 1) / chunk;
+    if (kt > 16) return;
+#pragma omp parallel for schedule(static)
+    for (long task = 0; task < (long)n * t * chunks; task++) {
+        const long f = task / chunks, p0 = (task % chunks) * chunk;
+        const long np = hw - p0 < chunk ? hw - p0 : chunk;
+        const float *src[16], *tap[16];
+        const int k = temporal_sources(x + (f / t) * t * frame, wt, kt, t, (int)(f % t), frame, d, src, tap);
+        temporal_mix(src, tap, k, p0 * d, np, d, 0, bias, 1, y + f * frame + p0 * d);
+    }
+}
+
+/* The matrix product of a 1x1x1 conv with what surrounds it in a VoV3D layer, fused:
+ *   C[r, :] = post(pre(A[r, :]) @ B + bias + Res[r, :])   for r < rows,
+ * where A = [A_0 | A_1 | ...] is the concatenation along columns of nseg matrices (T-OSA's aggregation
+ * reads the layer outputs where they are: no concatenation is ever written), A_i with ka[i] columns and
+ * row stride lda[i]; pre(a)[k] = Swish(a[k] * scale[k]) when scale is given (squeeze-excitation + Swish),
+ * else a; post = ReLU when relu, else identity; Res (residual) may be NULL. Res and C have contiguous rows
+ * and their own row strides; C must not overlap A. B is (K, ldb) row-major and bias (ldb), ldb >= N a
+ * multiple of 8, with zeros beyond N.
+ * Narrow products (N or K of 24-96) are where MKL reaches only 40-70% of its peak; this kernel keeps an
+ * 8-row by 32-column block of C in registers (8 x 2 vectors) while it runs over K. */
+#define GEMM_MR 8
+
+static inline vf8 relu8(vf8 v) {
+    vf8 zero = v - v;
+    return (vf8)((__typeof__(v > zero))(v > zero) & (__typeof__(v > zero))v);
+}
+
+/* C[r, c0:c0 + nc] for the 8 rows of A (r < mr stored), nc <= 8 columns: one 8-wide vector per row; the
+ * columns beyond nc exist in B and bias (zero padding) but are neither read from res nor stored. */
+static void gemm_tail8(const float *A, int K, const float *B, long ldb, int c0, int nc, const float *bias,
+                       const float *res, long ldr, int relu, float *C, long ldc, int mr) {
+    vf8 acc[GEMM_MR];
+#pragma GCC unroll 8
+    for (int r = 0; r < GEMM_MR; r++) acc[r] = (vf8){0};
+    for (int k = 0; k < K; k++) {
+        const vf8 b0 = *(const vf8 *)(B + (long)k * ldb + c0);
+#pragma GCC unroll 8
+        for (int r = 0; r < GEMM_MR; r++) acc[r] += A[(long)r * K + k] * b0;
+    }
+    for (int r = 0; r < mr; r++) {
+        float v[8];
+        *(vf8 *)v = acc[r] + *(const vf8 *)(bias + c0);
+        for (int j = 0; j < nc; j++) {
+            float x = v[j] + (res ? res[r * ldr + c0 + j] : 0.0f);
+            C[r * ldc + c0 + j] = relu && x < 0.0f ? 0.0f : x;
+        }
+    }
+}
+
+/* C[r, :N] for the 8 contiguous rows of A (K columns; r < mr stored). B: (K, ldb) with ldb >= N rounded up
+ * to 8 and zero columns beyond N; bias likewise padded. */
+static void gemm_block(const float *A, int K, const float *B, long ldb, int N, const float *bias,
+                       const float *res, long ldr, int relu, float *C, long ldc, int mr) {
+    int c = 0;
+    for (; c + 32 <= N; c += 32) {
+        vf16 acc0[GEMM_MR], acc1[GEMM_MR];
+#pragma GCC unroll 8
+        for (int r = 0; r < GEMM_MR; r++) acc0[r] = acc1[r] = (vf16){0};
+        for (int k = 0; k < K; k++) {
+            const vf16 b0 = *(const vf16 *)(B + (long)k * ldb + c), b1 = *(const vf16 *)(B + (long)k * ldb + c + 16);
+#pragma GCC unroll 8
+            for (int r = 0; r < GEMM_MR; r++) {
+                const float a = A[(long)r * K + k];
+                acc0[r] += a * b0;
+                acc1[r] += a * b1;
+            }
+        }
+        for (int r = 0; r < mr; r++) {
+            vf16 v0 = acc0[r] + *(const vf16 *)(bias + c), v1 = acc1[r] + *(const vf16 *)(bias + c + 16);
+            if (res) v0 += *(const vf16 *)(res + r * ldr + c), v1 += *(const vf16 *)(res + r * ldr + c + 16);
+            if (relu) v0 = relu16(v0), v1 = relu16(v1);
+            *(vf16 *)(C + r * ldc + c) = v0;
+            *(vf16 *)(C + r * ldc + c + 16) = v1;
+        }
+    }
+    for (; c + 16 <= N; c += 16) {
+        vf16 acc[GEMM_MR];
+#pragma GCC unroll 8
+        for (int r = 0; r < GEMM_MR; r++) acc[r] = (vf16){0};
+        for (int k = 0; k < K; k++) {
+            const vf16 b0 = *(const vf16 *)(B + (long)k * ldb + c);
+#pragma GCC unroll 8
+            for (int r = 0; r < GEMM_MR; r++) acc[r] += A[(long)r * K + k] * b0;
+        }
+        for (int r = 0; r < mr; r++) {
+            vf16 v = acc[r] + *(const vf16 *)(bias + c);
+            if (res) v += *(const vf16 *)(res + r * ldr + c);
+            if (relu) v = relu16(v);
+            *(vf16 *)(C + r * ldc + c) = v;
+        }
+    }
+    for (; c + 8 <= N; c += 8) {
+        vf8 acc[GEMM_MR];
+#pragma GCC unroll 8
+        for (int r = 0; r < GEMM_MR; r++) acc[r] = (vf8){0};
+        for (int k = 0; k < K; k++) {
+            const vf8 b0 = *(const vf8 *)(B + (long)k * ldb + c);
+#pragma GCC unroll 8
+            for (int r = 0; r < GEMM_MR; r++) acc[r] += A[(long)r * K + k] * b0;
+        }
+        for (int r = 0; r < mr; r++) {
+            vf8 v = acc[r] + *(const vf8 *)(bias + c);
+            if (res) v += *(const vf8 *)(res + r * ldr + c);
+            if (relu) v = relu8(v);
+            *(vf8 *)(C + r * ldc + c) = v;
+        }
+    }
+    if (c < N) gemm_tail8(A, K, B, ldb, c, N - c, bias, res, ldr, relu, C, ldc, mr);
+}
+
+void vov3d_gemm(const float *const *A, const long *lda, const int *ka, int nseg, long rows, const float *B,
+                long ldb, int N, const float *bias, const float *scale, const float *res, long ldr, int relu, float *C,
+                long ldc) {
+    const long blocks = (rows + GEMM_MR - 1) / GEMM_MR;
+    int K = 0;
+    for (int i = 0; i < nseg; i++) K += ka[i];
+    const int direct = nseg == 1 && lda[0] == K && !scale;
+#pragma omp parallel
+    {
+        /* The A block, gathered (and transformed by pre) into a contiguous, zero-padded buffer. */
+        float *buf = (float *)malloc(sizeof(float) * (size_t)GEMM_MR * K);
+#pragma omp for schedule(static)
+        for (long blk = 0; blk < blocks; blk++) {
+            const long r0 = blk * GEMM_MR;
+            const int mr = rows - r0 < GEMM_MR ? (int)(rows - r0) : GEMM_MR;
+            const float *a = A[0] + r0 * lda[0];
+            if (!direct || mr < GEMM_MR) {
+                for (int r = 0; r < GEMM_MR; r++) {
+                    float *dst = buf + (long)r * K;
+                    if (r >= mr) {
+                        memset(dst, 0, sizeof(float) * (size_t)K);
+                        continue;
+                    }
+                    for (int i = 0, k0 = 0; i < nseg; k0 += ka[i], i++)
+                        memcpy(dst + k0, A[i] + (r0 + r) * lda[i], sizeof(float) * (size_t)ka[i]);
+                    if (scale) silu_row(dst, scale, K);
+                }
+                a = buf;
+            }
+            gemm_block(a, K, B, ldb, N, bias, res ? res + r0 * ldr : NULL, ldr, relu, C + r0 * ldc, ldc, mr);
+        }
+        free(buf);
+    }
+}

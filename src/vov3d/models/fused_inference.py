@@ -1,0 +1,202 @@
+"""VoV3D and X3D inference on a CPU with vov3d's fused kernels: no compilation, few passes over memory.
+
+``FusedVideoClassifier(folded_model, lib)`` runs a BN-folded model (``inference.fold_batchnorms``) in the
+(N, T, H, W, C) layout of ``fast_blocks``, float32, eagerly, one clip at a time, with the kernels of
+``cpu_kernels`` (``lib``):
+
+* every 1x1x1 conv is one ``gemm`` with what surrounds it fused: SE scaling + Swish on its input, bias,
+  residual add and ReLU on its output. T-OSA's aggregation reads the block input and each layer's output
+  where they are (``gemm`` takes its input as column blocks), so the concatenation is never written;
+* D(2+1)D's two depthwise stages, their bias, the ReLU before them and the Swish after them (layers
+  without SE) are one pass (``depthwise_st``), which also returns the per-frame sums that SE needs;
+* X3D's 3x3x3 depthwise conv is oneDNN's (a fused kernel of ours for it was slower); its 1x1x1 convs
+  use ``gemm`` as VoV3D's do;
+* the stem's temporal conv + BN + ReLU is one pass; its 1x3x3 conv and the head's pooling and last
+  linear layers are torch ops.
+
+So a D(2+1)D layer makes three passes over its activations (1x1x1, depthwise, 1x1x1) where the module
+tree makes about twelve. Outputs equal the folded model's to float32 rounding.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vov3d.models import cpu_kernels
+from vov3d.models.d2plus1d import D2Plus1D
+from vov3d.models.fast_blocks import FastHead, spatial_conv
+from vov3d.models.network import VideoClassifier
+from vov3d.models.res_block import ResBlock
+from vov3d.models.squeeze_excitation import SqueezeExcitation
+from vov3d.models.stem import X3DStem
+from vov3d.models.temporal_osa import TemporalOSA
+from vov3d.models.x3d_bottleneck import X3DBottleneck
+
+
+class Pointwise:
+    """A folded 1x1x1 conv as the packed (C_in, C_out) matrix and bias that ``cpu_kernels.gemm`` takes."""
+
+    def __init__(self, conv: nn.Conv3d) -> None:
+        if conv.bias is None:
+            raise ValueError("expected a BN-folded model (every conv before a BN has a bias): call fold_batchnorms")
+        matrix = conv.weight.detach().reshape(conv.out_channels, conv.in_channels).t()
+        self.weight, self.bias = cpu_kernels.pack_weight(matrix, conv.bias.detach())
+        self.dim_in, self.dim_out = conv.in_channels, conv.out_channels
+
+    def __call__(self, lib: ctypes.CDLL, x: torch.Tensor | list[torch.Tensor], **kw) -> torch.Tensor:
+        return cpu_kernels.gemm(lib, x, self.weight, self.bias, self.dim_out, **kw)
+
+
+def se_scale(se: SqueezeExcitation, frame_sums: torch.Tensor, count: int) -> torch.Tensor:
+    """Squeeze-excitation's per-channel scale (C,) of one clip from its (1, T, C) per-frame sums."""
+    s = frame_sums.sum(dim=(0, 1)) / count
+    s = F.relu(F.linear(s, se.fc1.weight.flatten(1), se.fc1.bias))
+    return torch.sigmoid(F.linear(s, se.fc2.weight.flatten(1), se.fc2.bias)).contiguous()
+
+
+class FusedD2Plus1D:
+    """One folded ``D2Plus1D`` layer: weights rearranged for the kernels."""
+
+    def __init__(self, layer: D2Plus1D) -> None:
+        d = layer.b1.out_channels
+        self.a = Pointwise(layer.a[0])
+        self.temporal = layer.b2.weight.detach().reshape(d, -1).t().contiguous()  # (kt, D)
+        self.spatial = layer.b1.weight.detach().reshape(d, 9).t().contiguous()  # (9, D)
+        self.bias = layer.b2.bias.detach()
+        self.stride = layer.b1.stride[1]
+        self.se = layer.se
+        self.c = Pointwise(layer.c[0])
+        self.has_residual = layer.has_residual
+
+    def __call__(self, lib: ctypes.CDLL, x: torch.Tensor, grid: tuple[int, int, int]) -> tuple[tuple[int, int, int], torch.Tensor]:
+        """The layer's output grid and output ((T*Ho*Wo, C_out)) for one clip ``x``: (T*H*W, C_in) rows of a
+        (T, H, W) ``grid``."""
+        y = self.a(lib, x).view(1, *grid, -1)  # its ReLU is applied by depthwise_st
+        y, sums = cpu_kernels.depthwise_st(
+            lib, y, self.temporal, self.spatial, self.bias, self.stride,
+            relu_in=True, silu_out=self.se is None, frame_sums=self.se is not None,
+        )
+        t, h, w = y.shape[1:4]
+        scale = None if self.se is None else se_scale(self.se, sums, t * h * w)
+        out = self.c(lib, y.view(t * h * w, -1), scale=scale, residual=x if self.has_residual else None, relu=True)
+        return (t, h, w), out
+
+
+class FusedTemporalOSABlock:
+    """A folded VoV3D ``ResBlock``: shortcut + T-OSA, then ReLU."""
+
+    def __init__(self, block: ResBlock) -> None:
+        tosa: TemporalOSA = block.branch2
+        self.layers = [FusedD2Plus1D(layer) for layer in tosa.layers]
+        self.include_input = tosa.include_input
+        self.aggregate = Pointwise(tosa.c)
+        self.shortcut = None if block.branch1 is None else Pointwise(block.branch1)
+        self.shortcut_stride = None if block.branch1 is None else block.branch1.stride
+
+    def __call__(self, lib: ctypes.CDLL, x: torch.Tensor) -> torch.Tensor:
+        _, t, h, w, c_in = x.shape
+        x2d = x.view(-1, c_in)
+        outputs = [x2d] if self.include_input else []
+        inp, grid = x2d, (t, h, w)
+        for layer in self.layers:
+            grid, out = layer(lib, inp, grid)
+            outputs.append(out)
+            inp = out
+        if self.shortcut is None:
+            shortcut = x2d
+        else:
+            st, sh, sw = self.shortcut_stride
+            shortcut = self.shortcut(lib, x[:, ::st, ::sh, ::sw].reshape(-1, c_in))
+        return self.aggregate(lib, outputs, residual=shortcut, relu=True).view(1, *grid, -1)
+
+
+class FusedX3DBlock:
+    """A folded X3D ``ResBlock``: 1x1x1 + ReLU, oneDNN's 3x3x3 depthwise conv (our own fused version of it
+    was 1.2-2.4x slower), then SE + Swish fused into the last 1x1x1, whose output adds the shortcut and
+    applies the block's ReLU."""
+
+    def __init__(self, block: ResBlock) -> None:
+        b: X3DBottleneck = block.branch2
+        self.a = Pointwise(b.a)
+        self.depthwise = b.b  # folded: a Conv3d with bias, channels_last_3d weights
+        self.se = b.se
+        self.no_scale = torch.ones(b.b.out_channels)
+        self.c = Pointwise(b.c)
+        self.shortcut = None if block.branch1 is None else Pointwise(block.branch1)
+        self.shortcut_stride = None if block.branch1 is None else block.branch1.stride
+
+    def __call__(self, lib: ctypes.CDLL, x: torch.Tensor) -> torch.Tensor:
+        _, t, h, w, c_in = x.shape
+        x2d = x.view(-1, c_in)
+        y = self.a(lib, x2d, relu=True).view(1, t, h, w, -1)
+        y = self.depthwise(y.permute(0, 4, 1, 2, 3)).permute(0, 2, 3, 4, 1).contiguous()  # zero-copy views
+        grid = y.shape[1:4]
+        count = grid[0] * grid[1] * grid[2]
+        scale = self.no_scale if self.se is None else se_scale(self.se, y.sum(dim=(2, 3)), count)
+        if self.shortcut is None:
+            shortcut = x2d
+        else:
+            st, sh, sw = self.shortcut_stride
+            shortcut = self.shortcut(lib, x[:, ::st, ::sh, ::sw].reshape(-1, c_in))
+        return self.c(lib, y.view(count, -1), scale=scale, residual=shortcut, relu=True).view(1, *grid, -1)
+
+
+class FusedStem:
+    """The folded X3D stem: its 1x3x3 conv (oneDNN, over frames), then temporal conv + bias + ReLU in one pass."""
+
+    def __init__(self, stem: X3DStem) -> None:
+        self.conv_xy = stem.conv_xy
+        d = stem.conv.out_channels
+        self.temporal = stem.conv.weight.detach().reshape(d, -1).t().contiguous()  # (kt, D)
+        self.bias = stem.conv.bias.detach()
+
+    def __call__(self, lib: ctypes.CDLL, x: torch.Tensor) -> torch.Tensor:
+        return cpu_kernels.temporal_bias_relu(lib, spatial_conv(x, self.conv_xy).contiguous(), self.temporal, self.bias)
+
+
+def fusable(model: nn.Module) -> bool:
+    """Whether ``FusedVideoClassifier`` runs ``model``: a folded VoV3D or X3D with the global-pool head."""
+    if not isinstance(model, VideoClassifier) or not isinstance(model.s1.pathway0_stem, X3DStem):
+        return False
+    if model.head.pool != "global" or model.s1.pathway0_stem.conv.bias is None:
+        return False
+    blocks = [b.branch2 for stage in (model.s2, model.s3, model.s4, model.s5) for b in stage]
+    return all(isinstance(b, (TemporalOSA, X3DBottleneck)) for b in blocks)
+
+
+class FusedVideoClassifier(nn.Module):
+    """A BN-folded VoV3D or X3D ``VideoClassifier`` run with ``cpu_kernels`` (float32, CPU, no gradients).
+
+    ``forward_nthwc`` takes a contiguous float32 (N, T, H, W, 3) batch.
+    """
+
+    def __init__(self, model: VideoClassifier, lib: ctypes.CDLL) -> None:
+        super().__init__()
+        if not fusable(model):
+            raise ValueError("FusedVideoClassifier needs a BN-folded VoV3D or X3D with the global-pool head")
+        self.model = model
+        self.lib = lib
+        self.stem = FusedStem(model.s1.pathway0_stem)
+        self.blocks: list[FusedTemporalOSABlock | FusedX3DBlock] = []
+        for stage in (model.s2, model.s3, model.s4, model.s5):
+            for block in stage:
+                fused_block = FusedTemporalOSABlock if isinstance(block.branch2, TemporalOSA) else FusedX3DBlock
+                self.blocks.append(fused_block(block))
+        self.head = FastHead(model.head)
+
+    @torch.no_grad()
+    def forward_nthwc(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of a contiguous (N, T, H, W, 3) batch, one clip at a time: one clip's activations stay in
+        the last-level cache far more than a batch's (measured: batch 8 as one batch ran 8-14% slower per
+        clip than batch 1)."""
+        return torch.cat([self._forward_clip(x[i : i + 1]) for i in range(x.shape[0])])
+
+    def _forward_clip(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(self.lib, x)
+        for block in self.blocks:
+            x = block(self.lib, x)
+        return self.head(x)

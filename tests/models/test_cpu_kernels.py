@@ -1,0 +1,124 @@
+"""vov3d's fused CPU kernels (``models/csrc/cpu_kernels.c``) against torch's ops, and their build cache."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import vov3d
+from tests.conftest import calibrate_batchnorms
+from vov3d.models import cpu_kernels
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory):
+    lib = cpu_kernels.load_kernels(tmp_path_factory.mktemp("kernels"))
+    assert lib is not None, "the test machine has a C compiler: the kernels must build"
+    return lib
+
+
+def reference_depthwise_st(x, temporal, spatial, bias, stride, relu_in, silu_out):
+    """conv3d 1x3x3 then kt x 1 x 1, as the model runs them (NCDHW)."""
+    d = x.shape[-1]
+    kt = temporal.shape[0]
+    xc = (x.relu() if relu_in else x).permute(0, 4, 1, 2, 3).double()
+    y = F.conv3d(xc, spatial.t().reshape(d, 1, 1, 3, 3).double(), None, (1, stride, stride), (0, 1, 1), groups=d)
+    y = F.conv3d(y, temporal.t().reshape(d, 1, kt, 1, 1).double(), bias.double(), 1, (kt // 2, 0, 0), groups=d)
+    y = y.permute(0, 2, 3, 4, 1)
+    return F.silu(y) if silu_out else y, y.sum(dim=(2, 3))
+
+
+@pytest.mark.parametrize(
+    "shape,kt,stride",
+    [
+        ((1, 4, 9, 11, 48), 3, 1),
+        ((2, 5, 9, 11, 48), 3, 2),
+        ((1, 1, 6, 7, 20), 3, 1),  # one frame; 20 channels: a vector of 16 and a scalar tail
+        ((1, 2, 8, 8, 7), 3, 2),  # fewer channels than a vector
+        ((1, 6, 5, 4, 32), 5, 1),  # five taps (the stem's)
+    ],
+)
+@pytest.mark.parametrize("relu_in,silu_out", [(True, False), (False, True)])
+def test_depthwise_st_equals_the_two_convolutions(lib, shape, kt, stride, relu_in, silu_out):
+    g = torch.Generator().manual_seed(0)
+    d = shape[-1]
+    x, temporal, spatial, bias = (torch.randn(s, generator=g) for s in (shape, (kt, d), (9, d), (d,)))
+    y, sums = cpu_kernels.depthwise_st(lib, x, temporal, spatial, bias, stride, relu_in, silu_out, frame_sums=True)
+    expected, expected_sums = reference_depthwise_st(x, temporal, spatial, bias, stride, relu_in, silu_out)
+    assert y.shape == expected.shape
+    torch.testing.assert_close(y.double(), expected, rtol=0, atol=1e-5)
+    torch.testing.assert_close(sums.double(), expected_sums, rtol=1e-5, atol=1e-4)
+
+
+def test_temporal_bias_relu_equals_conv_and_relu(lib):
+    g = torch.Generator().manual_seed(1)
+    x, temporal, bias = torch.randn(2, 7, 5, 300 // 5, 24, generator=g), torch.randn(5, 24, generator=g), torch.randn(24, generator=g)
+    got = cpu_kernels.temporal_bias_relu(lib, x, temporal, bias)
+    conv = F.conv3d(x.permute(0, 4, 1, 2, 3), temporal.t().reshape(24, 1, 5, 1, 1), bias, 1, (2, 0, 0), groups=24)
+    torch.testing.assert_close(got, conv.relu().permute(0, 2, 3, 4, 1), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("rows,n", [(37, 13), (64, 24), (21, 48), (8, 100)])
+def test_gemm_with_column_blocks_swish_residual_and_relu(lib, rows, n):
+    g = torch.Generator().manual_seed(2)
+    buffer = torch.randn(rows, 70, generator=g)
+    parts = [buffer[:, 3:27], torch.randn(rows, 9, generator=g)]  # a strided slice and a contiguous block
+    k = 24 + 9
+    weight, bias = torch.randn(k, n, generator=g), torch.randn(n, generator=g)
+    scale = torch.rand(k, generator=g) + 0.5
+    residual = torch.randn(rows, n + 5, generator=g)[:, 5:]
+    out_buffer = torch.full((rows, n + 4), 7.0)
+    out = out_buffer[:, 2 : 2 + n]
+    packed, packed_bias = cpu_kernels.pack_weight(weight, bias)
+    got = cpu_kernels.gemm(lib, parts, packed, packed_bias, n, scale=scale, residual=residual, relu=True, out=out)
+    a = torch.cat(parts, dim=1).double()
+    expected = (F.silu(a * scale.double()) @ weight.double() + bias.double() + residual.double()).relu()
+    assert got.data_ptr() == out.data_ptr()
+    torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-4)
+    # Only the slice was written.
+    assert (out_buffer[:, :2] == 7).all() and (out_buffer[:, 2 + n :] == 7).all()
+    # Plain product: no scale, no residual, no ReLU.
+    plain = cpu_kernels.gemm(lib, parts[1], *cpu_kernels.pack_weight(weight[24:], bias), n)
+    torch.testing.assert_close(plain.double(), parts[1].double() @ weight[24:].double() + bias.double(), rtol=1e-5, atol=1e-4)
+
+
+def test_kernels_reject_bad_input_with_the_argument_named(lib):
+    x = torch.randn(1, 2, 4, 4, 16)
+    temporal, spatial, bias = torch.randn(3, 16), torch.randn(9, 16), torch.randn(16)
+    with pytest.raises(ValueError, match="x: expected a float32"):
+        cpu_kernels.depthwise_st(lib, x.double(), temporal, spatial, bias)
+    with pytest.raises(ValueError, match="x: expected a contiguous"):
+        cpu_kernels.depthwise_st(lib, x.transpose(2, 3), temporal, spatial, bias)
+    with pytest.raises(ValueError, match=r"spatial: expected shape \(9, 16\)"):
+        cpu_kernels.depthwise_st(lib, x, temporal, torch.randn(9, 8), bias)
+    weight, b = cpu_kernels.pack_weight(torch.randn(16, 5), torch.randn(5))
+    with pytest.raises(ValueError, match="weight: expected"):
+        cpu_kernels.gemm(lib, torch.randn(4, 12), weight, b, 5)
+    with pytest.raises(ValueError, match="a\\[0\\]: expected"):
+        cpu_kernels.gemm(lib, torch.randn(16, 4).t(), weight, b, 5)
+
+
+def test_library_is_built_once_and_cached_on_disk(tmp_path):
+    lib = cpu_kernels.load_kernels(tmp_path)
+    built = list((tmp_path / "kernels").glob("*.so"))
+    assert lib is not None and len(built) == 1
+    assert cpu_kernels.load_kernels(tmp_path) is lib
+    mtime = built[0].stat().st_mtime_ns
+    cpu_kernels._loaded.clear()  # as a new process would: the file is loaded, not rebuilt
+    assert cpu_kernels.load_kernels(tmp_path) is not None
+    assert built[0].stat().st_mtime_ns == mtime
+
+
+def test_without_a_compiler_prepare_falls_back_to_torch_ops(tmp_path, monkeypatch):
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no cc, gcc or clang to be found
+    model = calibrate_batchnorms(vov3d.create_model("vov3d_m", num_classes=5))
+    with pytest.warns(UserWarning, match="CPU kernels unavailable"):
+        prepared = vov3d.prepare_for_inference(model, cache_dir=tmp_path / "cache", keep_memory=False)
+    assert prepared.fused is None
+    x = torch.randn(1, 3, 4, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(prepared(x), model(x), rtol=0, atol=1e-4)
+    with pytest.raises(RuntimeError, match="could not be built"):
+        vov3d.prepare_for_inference(model, cache_dir=tmp_path / "cache", kernels=True, keep_memory=False)
