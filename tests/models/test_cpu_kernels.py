@@ -51,6 +51,25 @@ def test_depthwise_st_equals_the_two_convolutions(lib, shape, kt, stride, relu_i
     torch.testing.assert_close(sums.double(), expected_sums, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("shape,dim,stride", [((1, 5, 9, 11, 12), 48, 2), ((1, 3, 7, 6, 8), 20, 1), ((1, 1, 4, 4, 5), 7, 2)])
+@pytest.mark.parametrize("band", [1, 2, None])
+def test_d2plus1d_equals_pointwise_then_depthwise(lib, shape, dim, stride, band):
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(shape, generator=g)
+    weight, bias = cpu_kernels.pack_weight(torch.randn(shape[-1], dim, generator=g), torch.randn(dim, generator=g))
+    temporal, spatial, dw_bias = (torch.randn(s, generator=g) for s in ((3, dim), (9, dim), (dim,)))
+    for silu_out in (False, True):
+        y, sums = cpu_kernels.d2plus1d(
+            lib, x, weight, bias, dim, temporal, spatial, dw_bias, stride, silu_out, frame_sums=True, band=band
+        )
+        pointwise = x.reshape(-1, shape[-1]).double() @ weight[:, :dim].double() + bias[:dim].double()
+        expected, expected_sums = reference_depthwise_st(
+            pointwise.float().view(*shape[:4], dim), temporal, spatial, dw_bias, stride, True, silu_out
+        )
+        torch.testing.assert_close(y.double(), expected, rtol=0, atol=1e-4)
+        torch.testing.assert_close(sums.double(), expected_sums, rtol=1e-5, atol=1e-3)
+
+
 def test_temporal_bias_relu_equals_conv_and_relu(lib):
     g = torch.Generator().manual_seed(1)
     x, temporal, bias = torch.randn(2, 7, 5, 300 // 5, 24, generator=g), torch.randn(5, 24, generator=g), torch.randn(24, generator=g)

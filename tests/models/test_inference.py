@@ -44,6 +44,19 @@ def test_prepared_model_matches_plain_model(name, mode):
     torch.testing.assert_close(prepared([x]), got, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("name", ["vov3d_m", "vov3d_m_v2"])
+def test_kernels_running_each_d2plus1d_layer_in_one_pass_match_plain_model(name, monkeypatch):
+    from vov3d.models import fused_inference
+
+    monkeypatch.setattr(fused_inference, "ONE_PASS_BYTES", 0)  # every layer, not only the large ones
+    torch.manual_seed(0)
+    model = calibrate_batchnorms(vov3d.create_model(name, num_classes=10), shape=(2, 3, 4, 64, 64))
+    prepared = vov3d.prepare_for_inference(model, kernels=True)
+    x = torch.randn(2, 3, 4, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(prepared(x), model(x), rtol=0, atol=1e-4)
+
+
 def test_every_batchnorm_is_folded_once():
     from vov3d.models.inference import fold_batchnorms
 

@@ -73,22 +73,25 @@ static void temporal_mix(const float **src, const float **tap, int k, long off, 
     for (long p = 0; p < npix; p++) {
         const long at = off + p * d;
         float *o = dst + p * d;
-        int c = 0;
-        for (; c + 16 <= d; c += 16) {
+        if (d < 16) {
+            for (int c = 0; c < d; c++) {
+                float acc = bias ? bias[c] : 0.0f;
+                for (int q = 0; q < k; q++) {
+                    float v = src[q][at + c];
+                    acc += tap[q][c] * (relu_in && v < 0.0f ? 0.0f : v);
+                }
+                o[c] = relu_out && acc < 0.0f ? 0.0f : acc;
+            }
+            continue;
+        }
+        for (int c0 = 0; c0 < d; c0 += 16) {
+            const int c = c0 + 16 <= d ? c0 : d - 16; /* overlap the block before: no scalar tail */
             vf16 acc = bias ? *(const vf16 *)(bias + c) : (vf16){0};
             for (int q = 0; q < k; q++) {
                 vf16 v = *(const vf16 *)(src[q] + at + c);
                 acc += *(const vf16 *)(tap[q] + c) * (relu_in ? relu16(v) : v);
             }
             *(vf16 *)(o + c) = relu_out ? relu16(acc) : acc;
-        }
-        for (; c < d; c++) {
-            float acc = bias ? bias[c] : 0.0f;
-            for (int q = 0; q < k; q++) {
-                float v = src[q][at + c];
-                acc += tap[q][c] * (relu_in && v < 0.0f ? 0.0f : v);
-            }
-            o[c] = relu_out && acc < 0.0f ? 0.0f : acc;
         }
     }
 }
@@ -99,8 +102,28 @@ static void temporal_mix(const float **src, const float **tap, int k, long off, 
  * and, at stride 1, each input column is loaded once (a sliding 3x3 window). */
 static void spatial_row(const float *r0, const float *r1, const float *r2, const float *ws, const float *bias,
                         int wo, int d, int stride, float *out, float *fs, int silu_out) {
-    int c = 0;
-    for (; c + 16 <= d; c += 16) {
+    if (d < 16) { /* fewer channels than one vector */
+        for (int c = 0; c < d; c++) {
+            float sum = 0.0f;
+            for (int ow = 0; ow < wo; ow++) {
+                const long col = (long)ow * stride * d + c;
+                float acc = bias[c];
+                for (int k = 0; k < 3; k++)
+                    acc += ws[k * d + c] * r0[col + k * d] + ws[(3 + k) * d + c] * r1[col + k * d] +
+                           ws[(6 + k) * d + c] * r2[col + k * d];
+                sum += acc;
+                out[(long)ow * d + c] = silu_out ? acc / (1.0f + expf(-acc)) : acc;
+            }
+            if (fs) fs[c] += sum;
+        }
+        return;
+    }
+    const vu16 lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    for (int c0 = 0; c0 < d; c0 += 16) {
+        /* When d is not a multiple of 16 the last block overlaps the one before: its first `done` lanes are
+         * computed again, identically (stores are idempotent), and left out of the frame sums. */
+        const int c = c0 + 16 <= d ? c0 : d - 16;
+        const uint32_t done = (uint32_t)(c0 - c);
 #define W(k) (*(const vf16 *)(ws + (k) * d + c))
 #define AT(r, col) (*(const vf16 *)((r) + (long)(col) * d + c))
         const vf16 w0 = W(0), w1 = W(1), w2 = W(2), w3 = W(3), w4 = W(4), w5 = W(5), w6 = W(6), w7 = W(7), w8 = W(8);
@@ -119,22 +142,9 @@ static void spatial_row(const float *r0, const float *r1, const float *r2, const
             *(vf16 *)(out + (long)ow * d + c) = silu_out ? silu16(acc) : acc;
             a0 = a1, a1 = a2, b0 = b1, b1 = b2, e0 = e1, e1 = e2;
         }
-        if (fs) *(vf16 *)(fs + c) += sum;
+        if (fs) *(vf16 *)(fs + c) += (vf16)((vu16)sum & (vu16)(lane >= done));
 #undef W
 #undef AT
-    }
-    for (; c < d; c++) { /* channels beyond a multiple of 16 */
-        float sum = 0.0f;
-        for (int ow = 0; ow < wo; ow++) {
-            const long col = (long)ow * stride * d + c;
-            float acc = bias[c];
-            for (int k = 0; k < 3; k++)
-                acc += ws[k * d + c] * r0[col + k * d] + ws[(3 + k) * d + c] * r1[col + k * d] +
-                       ws[(6 + k) * d + c] * r2[col + k * d];
-            sum += acc;
-            out[(long)ow * d + c] = silu_out ? acc / (1.0f + expf(-acc)) : acc;
-        }
-        if (fs) fs[c] += sum;
     }
 }
 
@@ -338,5 +348,91 @@ void vov3d_gemm(const float *const *A, const long *lda, const int *ka, int nseg,
             gemm_block(a, K, B, ldb, N, bias, res ? res + r0 * ldr : NULL, ldr, relu, C + r0 * ldc, ldc, mr);
         }
         free(buf);
+    }
+}
+
+/* Rows [ih0, ih0 + nin) of one frame (clipped to [0, h)) through the 1x1x1 conv: C = A @ B + bias with A the
+ * frame's (h * w, cin) pixels; row ih0 + r lands at dst + r * w * d. */
+static void band_pointwise(const float *frame, int cin, const float *B, long ldb, const float *bias, int ih0,
+                           int nin, int h, int w, int d, float *dst, float *abuf) {
+    const int r0 = ih0 < 0 ? 0 : ih0, r1 = ih0 + nin > h ? h : ih0 + nin;
+    const long p1 = (long)r1 * w;
+    float *out = dst + (long)(r0 - ih0) * w * d;
+    for (long p = (long)r0 * w; p < p1; p += GEMM_MR, out += (long)GEMM_MR * d) {
+        const int mr = p1 - p < GEMM_MR ? (int)(p1 - p) : GEMM_MR;
+        const float *a = frame + p * cin;
+        if (mr < GEMM_MR) { /* the last block: zero-padded copy, so that no row beyond the frame is read */
+            memset(abuf, 0, sizeof(float) * (size_t)GEMM_MR * cin);
+            memcpy(abuf, a, sizeof(float) * (size_t)mr * cin);
+            a = abuf;
+        }
+        gemm_block(a, cin, B, ldb, d, bias, NULL, 0, 0, out, d, mr);
+    }
+}
+
+/* A D(2+1)D layer up to its last 1x1x1 conv, for one clip, in bands of output rows whose data stay in L2:
+ *   y = post(bias + S(Tm(ReLU(x @ Wa + ba)))),  post = Swish when silu_out,
+ * the same maths as vov3d_gemm then vov3d_depthwise_st, without writing the 1x1x1 conv's output to memory.
+ * A task computes `band` output rows of every frame: for each output frame it runs the 1x1x1 conv on the
+ * input rows the band needs (its halo rows are computed by both neighbouring bands) of the one new frame
+ * the temporal taps reach (a ring of kt frames), mixes the frames, and runs the 3x3 conv.
+ *   x: (T, H, W, cin); wa: (cin, ldw) and ba: (ldw) packed as for vov3d_gemm; wt: (kt, D); ws: (9, D);
+ *   bias: (D); y: (T, Ho, Wo, D); band_sum: (bands, T, D) per-band frame sums of y before Swish, or NULL. */
+void vov3d_d2plus1d(const float *x, int cin, const float *wa, long ldw, const float *ba, const float *wt, int kt,
+                    const float *ws, const float *bias, float *y, float *band_sum, int t, int h, int w, int d,
+                    int stride, int band, int silu_out) {
+    const int ho = (h - 1) / stride + 1, wo = (w - 1) / stride + 1;
+    const int bands = (ho + band - 1) / band;
+    const int rows_in = (band - 1) * stride + 3;
+    const long slot = (long)rows_in * w * d, padded_row = (long)(w + 2) * d, frame = (long)h * w * cin;
+    if (kt > 16) return; /* the Python wrapper rejects this */
+#pragma omp parallel
+    {
+        float *ring = (float *)malloc(sizeof(float) * (size_t)(kt * slot));
+        float *mixed = (float *)malloc(sizeof(float) * (size_t)(rows_in * padded_row));
+        float *abuf = (float *)malloc(sizeof(float) * (size_t)GEMM_MR * cin);
+#pragma omp for schedule(static)
+        for (int b = 0; b < bands; b++) {
+            const int oh0 = b * band, oh1 = oh0 + band < ho ? oh0 + band : ho;
+            const int ih0 = oh0 * stride - 1, nin = (oh1 - 1 - oh0) * stride + 3;
+            int held[16];
+            for (int j = 0; j < kt; j++) held[j] = -1;
+            float *bs = band_sum ? band_sum + (long)b * t * d : NULL;
+            for (int ti = 0; ti < t; ti++) {
+                const float *src[16], *tap[16];
+                int k = 0;
+                for (int j = 0; j < kt; j++) {
+                    const int tj = ti + j - kt / 2;
+                    if (tj < 0 || tj >= t) continue;
+                    float *conv = ring + (long)(tj % kt) * slot;
+                    if (held[tj % kt] != tj) {
+                        band_pointwise(x + tj * frame, cin, wa, ldw, ba, ih0, nin, h, w, d, conv, abuf);
+                        held[tj % kt] = tj;
+                    }
+                    src[k] = conv;
+                    tap[k++] = wt + (long)j * d;
+                }
+                for (int r = 0; r < nin; r++) {
+                    float *m = mixed + r * padded_row;
+                    if (ih0 + r < 0 || ih0 + r >= h) {
+                        memset(m, 0, sizeof(float) * (size_t)padded_row);
+                        continue;
+                    }
+                    memset(m, 0, sizeof(float) * (size_t)d);
+                    memset(m + (long)(w + 1) * d, 0, sizeof(float) * (size_t)d);
+                    temporal_mix(src, tap, k, (long)r * w * d, w, d, 1, NULL, 0, m + d);
+                }
+                float *fs = bs ? bs + (long)ti * d : NULL;
+                if (fs) memset(fs, 0, sizeof(float) * (size_t)d);
+                for (int oh = oh0; oh < oh1; oh++) {
+                    const float *r = mixed + (long)(oh - oh0) * stride * padded_row;
+                    spatial_row(r, r + padded_row, r + 2 * padded_row, ws, bias, wo, d, stride,
+                                y + ((long)ti * ho + oh) * wo * d, fs, silu_out);
+                }
+            }
+        }
+        free(abuf);
+        free(mixed);
+        free(ring);
     }
 }
