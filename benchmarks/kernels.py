@@ -1,0 +1,100 @@
+"""vov3d's fused CPU kernels against what torch would run instead, on VoV3D's layer shapes (one clip, 16x224²).
+
+    python benchmarks/kernels.py              # VoV3D-M's shapes
+    python benchmarks/kernels.py --iters 20
+
+Three comparisons, each printed as ms per call and a ratio (torch / ours; > 1: ours is faster):
+
+* ``depthwise_st`` (ReLU on load, 1x3x3 + 3x1x1 + bias, Swish on store) against the same maths with torch
+  ops on channels-last tensors: ReLU, oneDNN's 2D depthwise conv over frames, the shift-add of
+  ``fast_blocks.temporal_depthwise``, Swish;
+* ``gemm`` (1x1x1 conv with bias, residual add and ReLU fused) against ``torch.addmm`` (MKL) with the
+  same epilogue as two in-place ops, and the plain products' rates in GFLOP/s;
+* ``d2plus1d`` (the 1x1x1 conv inside the depthwise pass) against ``gemm`` then ``depthwise_st``.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import describe_runtime, time_call  # noqa: E402
+from vov3d.allocator import keep_freed_memory  # noqa: E402
+from vov3d.models import cpu_kernels  # noqa: E402
+from vov3d.models.fast_blocks import spatial_conv, temporal_depthwise  # noqa: E402
+
+# (T, H, C_in, D, stride) of VoV3D-M's D(2+1)D layers at 16x224² (C_in: the layer's input channels).
+LAYERS = [(16, 112, 24, 48, 2), (16, 56, 24, 48, 1), (16, 56, 48, 96, 2), (16, 28, 48, 96, 1),
+          (16, 28, 96, 192, 2), (16, 14, 96, 192, 1), (16, 14, 192, 384, 2), (16, 7, 192, 384, 1)]
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iters", type=int, default=10, help="timed calls per measurement (median)")
+    args = parser.parse_args()
+    keep_freed_memory()
+    lib = cpu_kernels.load_kernels(tempfile.mkdtemp(prefix="vov3d_kernels_"))
+    if lib is None:
+        raise SystemExit("the kernels could not be built (no C compiler?)")
+    print(f"# {describe_runtime()}")
+
+    def ms(fn) -> float:
+        return time_call(fn, warmup=2, iters=args.iters) * 1e3
+
+    g = torch.Generator().manual_seed(0)
+    print("\n# depthwise_st vs ReLU + oneDNN 2D depthwise + shift-add + Swish (output H, D, stride)")
+    for t, h, _, d, stride in LAYERS:
+        x = torch.randn(1, t, h, h, d, generator=g)
+        temporal, spatial, bias = torch.randn(3, d, generator=g), torch.randn(9, d, generator=g), torch.randn(d, generator=g)
+        conv_s = torch.nn.Conv3d(d, d, (1, 3, 3), (1, stride, stride), (0, 1, 1), groups=d, bias=False)
+        conv_t = torch.nn.Conv3d(d, d, (3, 1, 1), padding=(1, 0, 0), groups=d)
+        conv_s = conv_s.to(memory_format=torch.channels_last_3d)
+        with torch.no_grad():
+            ours = ms(lambda: cpu_kernels.depthwise_st(lib, x, temporal, spatial, bias, stride, True, True))
+            theirs = ms(lambda: F.silu(temporal_depthwise(spatial_conv(F.relu(x), conv_s), conv_t)))
+        print(f"{h:>4} {d:>4} {stride}   ours {ours:7.2f} ms   torch {theirs:7.2f} ms   {theirs / ours:5.2f}x")
+
+    print("\n# gemm (bias + residual + ReLU fused) vs torch.addmm + add_ + relu_ (rows, K, N)")
+    for t, h, cin, d, stride in LAYERS:
+        ho = (h - 1) // stride + 1
+        for rows, k, n in ((t * h * h, cin, d), (t * ho * ho, d, d // 2)):  # the layer's first and last 1x1x1
+            a, w, b = torch.randn(rows, k, generator=g), torch.randn(k, n, generator=g), torch.randn(n, generator=g)
+            res = torch.randn(rows, n, generator=g)
+            packed, packed_bias = cpu_kernels.pack_weight(w, b)
+            out = torch.empty(rows, n)
+            ours = ms(lambda: cpu_kernels.gemm(lib, a, packed, packed_bias, n, residual=res, relu=True, out=out))
+            theirs = ms(lambda: torch.addmm(b, a, w, out=out).add_(res).relu_())
+            plain_ours = ms(lambda: cpu_kernels.gemm(lib, a, packed, packed_bias, n, out=out))
+            plain_mkl = ms(lambda: torch.addmm(b, a, w, out=out))
+            gflop = 2 * rows * k * n / 1e9
+            print(
+                f"{rows:>7} {k:>4} {n:>4}   ours {ours:6.2f} ms   torch {theirs:6.2f} ms   {theirs / ours:5.2f}x   "
+                f"product alone: ours {gflop / plain_ours * 1e3:4.0f}, MKL {gflop / plain_mkl * 1e3:4.0f} GFLOP/s"
+            )
+
+    print("\n# d2plus1d (1x1x1 inside the depthwise pass) vs gemm then depthwise_st (input H, C_in, D, stride)")
+    for t, h, cin, d, stride in LAYERS:
+        x = torch.randn(1, t, h, h, cin, generator=g)
+        packed, packed_bias = cpu_kernels.pack_weight(torch.randn(cin, d, generator=g) * 0.2, torch.randn(d, generator=g))
+        temporal, spatial, bias = torch.randn(3, d, generator=g), torch.randn(9, d, generator=g), torch.randn(d, generator=g)
+
+        def two_passes():
+            y = cpu_kernels.gemm(lib, x.view(-1, cin), packed, packed_bias, d).view(1, t, h, h, d)
+            return cpu_kernels.depthwise_st(lib, y, temporal, spatial, bias, stride, True, False, True)
+
+        ours = ms(lambda: cpu_kernels.d2plus1d(lib, x, packed, packed_bias, d, temporal, spatial, bias, stride, False, True))
+        theirs = ms(two_passes)
+        mb = t * h * h * d * 4 / 2**20
+        print(f"{h:>4} {cin:>4} {d:>4} {stride}   1x1x1 output {mb:5.1f} MB   one pass {ours:6.2f} ms   "
+              f"two passes {theirs:6.2f} ms   {theirs / ours:5.2f}x")
+
+
+if __name__ == "__main__":
+    main()
