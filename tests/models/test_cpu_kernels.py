@@ -78,7 +78,7 @@ def test_temporal_bias_relu_equals_conv_and_relu(lib):
     torch.testing.assert_close(got, conv.relu().permute(0, 2, 3, 4, 1), rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("rows,n", [(37, 13), (64, 24), (21, 48), (8, 100)])
+@pytest.mark.parametrize("rows,n", [(37, 13), (64, 24), (21, 48), (9, 56), (8, 100)])
 def test_gemm_with_column_blocks_swish_residual_and_relu(lib, rows, n):
     g = torch.Generator().manual_seed(2)
     buffer = torch.randn(rows, 70, generator=g)

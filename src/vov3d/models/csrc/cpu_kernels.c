@@ -283,6 +283,31 @@ static void gemm_block(const float *A, int K, const float *B, long ldb, int N, c
             *(vf16 *)(C + r * ldc + c + 16) = v1;
         }
     }
+    if (c + 24 <= N && c + 32 > N) { /* 24 columns left (VoV3D-M's 24-channel layers): one pass over K, not two */
+        vf16 acc0[GEMM_MR];
+        vf8 acc1[GEMM_MR];
+#pragma GCC unroll 8
+        for (int r = 0; r < GEMM_MR; r++) acc0[r] = (vf16){0}, acc1[r] = (vf8){0};
+        for (int k = 0; k < K; k++) {
+            const vf16 b0 = *(const vf16 *)(B + (long)k * ldb + c);
+            const vf8 b1 = *(const vf8 *)(B + (long)k * ldb + c + 16);
+#pragma GCC unroll 8
+            for (int r = 0; r < GEMM_MR; r++) {
+                const float a = A[(long)r * K + k];
+                acc0[r] += a * b0;
+                acc1[r] += a * b1;
+            }
+        }
+        for (int r = 0; r < mr; r++) {
+            vf16 v0 = acc0[r] + *(const vf16 *)(bias + c);
+            vf8 v1 = acc1[r] + *(const vf8 *)(bias + c + 16);
+            if (res) v0 += *(const vf16 *)(res + r * ldr + c), v1 += *(const vf8 *)(res + r * ldr + c + 16);
+            if (relu) v0 = relu16(v0), v1 = relu8(v1);
+            *(vf16 *)(C + r * ldc + c) = v0;
+            *(vf8 *)(C + r * ldc + c + 16) = v1;
+        }
+        c += 24;
+    }
     for (; c + 16 <= N; c += 16) {
         vf16 acc[GEMM_MR];
 #pragma GCC unroll 8
