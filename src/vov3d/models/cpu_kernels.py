@@ -37,7 +37,7 @@ from typing import Sequence
 import torch
 
 SOURCE = Path(__file__).with_name("csrc") / "cpu_kernels.c"
-CFLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=gnu11")  # gnu: vector extensions, FMA contraction
+CFLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=gnu11", "-Wno-psabi")  # gnu: vector extensions, FMA contraction
 
 MAX_TAPS = 16  # temporal taps the kernels accept
 
