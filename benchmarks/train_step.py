@@ -12,6 +12,8 @@ Ways to run the step on the same weights and data:
 * ``fast_compiled`` (with ``--compile``): ``fast`` under ``torch.compile`` (forward and backward; compiled
   in the run, its compile time printed).
 
+``--profile`` adds a per-op profile (``torch.profiler``) of one ``fast`` step: where training time goes.
+
 The floor is 3 x the forward FLOPs (forward, and backward for inputs and weights) over the measured
 float32 matmul rate. Before timing, one step of each is checked against ``plain``: the largest
 norm of the gradient difference over the norm of the gradient (all parameters together). The allocator is set up as in
@@ -68,6 +70,7 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=3)
     parser.add_argument("--compile", action="store_true", help="add the fast_compiled lever")
     parser.add_argument("--malloc-defaults", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="print a per-op profile of one fast step")
     args = parser.parse_args()
     if not args.malloc_defaults:
         keep_freed_memory()
@@ -116,6 +119,13 @@ def main() -> None:
             t_plain = t_plain or t
             rows.append((name, way, t, t_plain / t, fwd_flops))
             print(f"{name:<11} {way:<14} {t * 1e3:>9.1f} {t_plain / t:>8.2f}x {rel:>14.1e} {first:>8.1f}", flush=True)
+        if args.profile:
+            module, params, xin = ways["fast"]
+            step = make_step(module, params, xin, y)
+            with torch.profiler.profile() as prof:
+                step()
+            print(f"# {name}, fast, one step of batch {b}: self CPU time per op")
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
     rate = max(limits.fp32_gflops, matmul_gflops(torch.float32))  # a busy moment only lowers it
     print(f"# load average at end: {os.getloadavg()[0]:.2f}; float32 matmul rate (best of start/end) {rate:.0f} GFLOP/s")
     for name, way, t, speedup, fwd_flops in rows:

@@ -5,11 +5,16 @@ Float32 kernels on channels-last (N, T, H, W, C) tensors, for the inference path
 
 * ``depthwise_st``: D(2+1)D's two depthwise stages (1x3x3 spatial, kt x 1 x 1 temporal) and their bias in
   one pass, with the preceding ReLU applied on load and, optionally, Swish on store and per-frame sums
-  for squeeze-excitation. oneDNN's 2D depthwise conv plus a separate shift-add take 2.5-6x longer;
+  for squeeze-excitation: 2-5.6x faster than oneDNN's 2D depthwise conv, a shift-add and Swish;
 * ``gemm``: a 1x1x1 conv as a matrix product with what surrounds it fused: SE scaling and Swish of its
-  input, bias, residual add and ReLU, reading and writing strided rows (T-OSA's concatenation buffer).
-  It runs the narrow products of VoV3D (24-96 channels) at 140-180 GFLOP/s where MKL reaches 90-165;
+  input, bias, residual add and ReLU; its input may be several column blocks (T-OSA's aggregation reads
+  the layers' outputs where they are) and its rows strided. It runs VoV3D's narrow products (24-96
+  channels) at 160-210 GFLOP/s where MKL reaches 85-190;
+* ``d2plus1d``: the layer's first 1x1x1 conv inside the depthwise pass, band by band, for layers whose
+  1x1x1 output would not stay in cache (1.3-1.5x faster there);
 * ``temporal_bias_relu``: the stem's temporal conv, folded BN and ReLU in one pass.
+
+(Ratios from ``benchmarks/kernels.py``, ``benchmarks/RESULTS.md``.)
 
 Why hand-written: no library we can use fuses the two depthwise stages (the point of D(2+1)D, spec
 §2.3) or runs these narrow products with their neighbours fused; oneDNN and inductor run them as
@@ -18,7 +23,9 @@ separate passes over memory.
 The library is compiled with the system C compiler (``$CC``, else ``cc``/``gcc``; ``-O3 -march=native
 -fopenmp``) into ``<cache_dir>/kernels/<key>.so``, keyed by the source, the compiler's version and the
 CPU, in about a second; later processes load it. Without a compiler, ``load_kernels()`` returns None and
-callers run the same maths with torch ops. The kernels use the OpenMP runtime torch already loaded.
+callers run the same maths with torch ops. The kernels use the OpenMP runtime torch already loaded
+(GNU's, in the PyPI wheels; under a torch built with Intel's OpenMP both runtimes load: still correct,
+but their thread pools may contend).
 """
 
 from __future__ import annotations
@@ -264,7 +271,9 @@ def gemm(
     parts = [a] if isinstance(a, torch.Tensor) else list(a)
     rows = parts[0].shape[0]
     for i, part in enumerate(parts):
-        _rows(f"a[{i}]", part, (rows, part.shape[-1] if part.dim() == 2 else -1))
+        if part.dim() != 2:
+            raise ValueError(f"a[{i}]: expected a matrix, got shape {tuple(part.shape)}")
+        _rows(f"a[{i}]", part, (rows, part.shape[1]))
     k = sum(part.shape[1] for part in parts)
     _check("weight", weight)
     padded = -(-n // 8) * 8

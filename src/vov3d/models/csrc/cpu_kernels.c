@@ -207,12 +207,13 @@ void vov3d_depthwise_st(const float *x, const float *wt, int kt, const float *ws
                     const int s = ((ih % 3) + 3) % 3;
                     float *slot = ring + s * padded_row;
                     if (held[s] != ih) {
-                        memset(slot, 0, sizeof(float) * (size_t)d);
-                        memset(slot + (long)(w + 1) * d, 0, sizeof(float) * (size_t)d);
-                        if (ih < 0 || ih >= h)
+                        if (ih < 0 || ih >= h) { /* a zero-padding row */
                             memset(slot, 0, sizeof(float) * (size_t)padded_row);
-                        else
+                        } else {
+                            memset(slot, 0, sizeof(float) * (size_t)d); /* the padding columns */
+                            memset(slot + (long)(w + 1) * d, 0, sizeof(float) * (size_t)d);
                             temporal_mix(src, tap, k, (long)ih * w * d, w, d, relu_in, NULL, 0, slot + d);
+                        }
                         held[s] = ih;
                     }
                     rows[dh] = slot;
