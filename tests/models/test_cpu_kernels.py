@@ -102,6 +102,17 @@ def test_gemm_with_column_blocks_swish_residual_and_relu(lib, rows, n):
     torch.testing.assert_close(plain.double(), parts[1].double() @ weight[24:].double() + bias.double(), rtol=1e-5, atol=1e-4)
 
 
+def test_nan_propagates_through_relu_as_in_torch(lib):
+    x = torch.zeros(1, 3, 5, 5, 16)
+    x[0, 1, 2, 2, 3] = float("nan")
+    y, _ = cpu_kernels.depthwise_st(lib, x, torch.ones(3, 16), torch.ones(9, 16), torch.zeros(16), relu_in=True)
+    assert torch.isnan(y[0, :, 1:4, 1:4, 3]).all() and torch.isnan(y).sum() == 27
+    a = torch.zeros(9, 8)
+    a[4, 0] = float("nan")
+    out = cpu_kernels.gemm(lib, a, *cpu_kernels.pack_weight(torch.ones(8, 24), torch.zeros(24)), 24, relu=True)
+    assert torch.isnan(out[4]).all() and torch.isnan(out).sum() == 24
+
+
 def test_kernels_reject_bad_input_with_the_argument_named(lib):
     x = torch.randn(1, 2, 4, 4, 16)
     temporal, spatial, bias = torch.randn(3, 16), torch.randn(9, 16), torch.randn(16)

@@ -41,7 +41,7 @@ static inline vf16 silu16(vf16 v) {
 #else
 /* Swish of 16 floats, portable: exp(-v) = 2^k * poly(r), relative error about 1e-7. */
 static inline vf16 silu16(vf16 v) {
-    vf16 zero = v - v;
+    const vf16 zero = {0};
     vf16 x = -v;
     x = select16((vu16)(x < zero - 87.0f), zero - 87.0f, x);
     x = select16((vu16)(x > zero + 88.0f), zero + 88.0f, x);
@@ -76,7 +76,8 @@ static inline void silu_row(float *o, const float *scale, int d) {
     }
 }
 
-static inline vf16 relu16(vf16 v) { vf16 zero = v - v; return select16((vu16)(v > zero), v, zero); }
+/* ReLU that keeps NaN, as torch.relu does. */
+static inline vf16 relu16(vf16 v) { const vf16 zero = {0}; return select16((vu16)(v < zero), zero, v); }
 
 /* The frames of x that the temporal taps of output frame ti read (zero padding kt/2 outside the clip):
  * fills src[] with their offsets in x's frames and tap[] with their weights; returns how many. */
@@ -155,7 +156,7 @@ static void spatial_row(const float *r0, const float *r1, const float *r2, const
 #define AT(r, col) (*(const vf16 *)((r) + (long)(col) * d + c))
         const vf16 w0 = W(0), w1 = W(1), w2 = W(2), w3 = W(3), w4 = W(4), w5 = W(5), w6 = W(6), w7 = W(7), w8 = W(8);
         const vf16 b = *(const vf16 *)(bias + c);
-        vf16 sum = b - b;
+        vf16 sum = {0};
         vf16 a0 = AT(r0, 0), a1 = AT(r0, 1), b0 = AT(r1, 0), b1 = AT(r1, 1), e0 = AT(r2, 0), e1 = AT(r2, 1);
         for (int ow = 0; ow < wo; ow++) {
             const int col = ow * stride;
@@ -257,8 +258,8 @@ void vov3d_temporal_bias_relu(const float *x, const float *wt, int kt, const flo
 #define GEMM_MR 8
 
 static inline vf8 relu8(vf8 v) {
-    vf8 zero = v - v;
-    return (vf8)((__typeof__(v > zero))(v > zero) & (__typeof__(v > zero))v);
+    vf8 zero = (vf8){0};
+    return (vf8)(~(__typeof__(v < zero))(v < zero) & (__typeof__(v < zero))v);
 }
 
 /* C[r, c0:c0 + nc] for the 8 rows of A (r < mr stored), nc <= 8 columns: one 8-wide vector per row; the
