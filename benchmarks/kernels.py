@@ -49,10 +49,10 @@ def main() -> None:
         return time_call(fn, warmup=2, iters=args.iters) * 1e3
 
     g = torch.Generator().manual_seed(0)
-    print("\n# depthwise_st vs ReLU + oneDNN 2D depthwise + shift-add + Swish (output H, D, stride)")
+    print("\n# depthwise_st vs ReLU + oneDNN 2D depthwise + shift-add + Swish (input H, D, stride)")
     for t, h, _, d, stride in LAYERS:
         x = torch.randn(1, t, h, h, d, generator=g)
-        temporal, spatial, bias = torch.randn(3, d, generator=g), torch.randn(9, d, generator=g), torch.randn(d, generator=g)
+        temporal, spatial, bias = (torch.randn(shape, generator=g) for shape in ((3, d), (9, d), (d,)))
         conv_s = torch.nn.Conv3d(d, d, (1, 3, 3), (1, stride, stride), (0, 1, 1), groups=d, bias=False)
         conv_t = torch.nn.Conv3d(d, d, (3, 1, 1), padding=(1, 0, 0), groups=d)
         conv_s = conv_s.to(memory_format=torch.channels_last_3d)
@@ -82,14 +82,17 @@ def main() -> None:
     print("\n# d2plus1d (1x1x1 inside the depthwise pass) vs gemm then depthwise_st (input H, C_in, D, stride)")
     for t, h, cin, d, stride in LAYERS:
         x = torch.randn(1, t, h, h, cin, generator=g)
-        packed, packed_bias = cpu_kernels.pack_weight(torch.randn(cin, d, generator=g) * 0.2, torch.randn(d, generator=g))
-        temporal, spatial, bias = torch.randn(3, d, generator=g), torch.randn(9, d, generator=g), torch.randn(d, generator=g)
+        weight = torch.randn(cin, d, generator=g) * 0.2
+        packed, packed_bias = cpu_kernels.pack_weight(weight, torch.randn(d, generator=g))
+        temporal, spatial, bias = (torch.randn(shape, generator=g) for shape in ((3, d), (9, d), (d,)))
 
         def two_passes():
             y = cpu_kernels.gemm(lib, x.view(-1, cin), packed, packed_bias, d).view(1, t, h, h, d)
             return cpu_kernels.depthwise_st(lib, y, temporal, spatial, bias, stride, True, False, True)
 
-        ours = ms(lambda: cpu_kernels.d2plus1d(lib, x, packed, packed_bias, d, temporal, spatial, bias, stride, False, True))
+        ours = ms(
+            lambda: cpu_kernels.d2plus1d(lib, x, packed, packed_bias, d, temporal, spatial, bias, stride, False, True)
+        )
         theirs = ms(two_passes)
         mb = t * h * h * d * 4 / 2**20
         print(f"{h:>4} {cin:>4} {d:>4} {stride}   1x1x1 output {mb:5.1f} MB   one pass {ours:6.2f} ms   "

@@ -51,7 +51,9 @@ def test_depthwise_st_equals_the_two_convolutions(lib, shape, kt, stride, relu_i
     torch.testing.assert_close(sums.double(), expected_sums, rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("shape,dim,stride", [((1, 5, 9, 11, 12), 48, 2), ((1, 3, 7, 6, 8), 20, 1), ((1, 1, 4, 4, 5), 7, 2)])
+@pytest.mark.parametrize(
+    "shape,dim,stride", [((1, 5, 9, 11, 12), 48, 2), ((1, 3, 7, 6, 8), 20, 1), ((1, 1, 4, 4, 5), 7, 2)]
+)
 @pytest.mark.parametrize("band", [1, 2, None])
 def test_d2plus1d_equals_pointwise_then_depthwise(lib, shape, dim, stride, band):
     g = torch.Generator().manual_seed(3)
@@ -72,7 +74,7 @@ def test_d2plus1d_equals_pointwise_then_depthwise(lib, shape, dim, stride, band)
 
 def test_temporal_bias_relu_equals_conv_and_relu(lib):
     g = torch.Generator().manual_seed(1)
-    x, temporal, bias = torch.randn(2, 7, 5, 300 // 5, 24, generator=g), torch.randn(5, 24, generator=g), torch.randn(24, generator=g)
+    x, temporal, bias = (torch.randn(shape, generator=g) for shape in ((2, 7, 5, 60, 24), (5, 24), (24,)))
     got = cpu_kernels.temporal_bias_relu(lib, x, temporal, bias)
     conv = F.conv3d(x.permute(0, 4, 1, 2, 3), temporal.t().reshape(24, 1, 5, 1, 1), bias, 1, (2, 0, 0), groups=24)
     torch.testing.assert_close(got, conv.relu().permute(0, 2, 3, 4, 1), rtol=0, atol=1e-5)
@@ -99,7 +101,8 @@ def test_gemm_with_column_blocks_swish_residual_and_relu(lib, rows, n):
     assert (out_buffer[:, :2] == 7).all() and (out_buffer[:, 2 + n :] == 7).all()
     # Plain product: no scale, no residual, no ReLU.
     plain = cpu_kernels.gemm(lib, parts[1], *cpu_kernels.pack_weight(weight[24:], bias), n)
-    torch.testing.assert_close(plain.double(), parts[1].double() @ weight[24:].double() + bias.double(), rtol=1e-5, atol=1e-4)
+    expected_plain = parts[1].double() @ weight[24:].double() + bias.double()
+    torch.testing.assert_close(plain.double(), expected_plain, rtol=1e-5, atol=1e-4)
 
 
 def test_nan_propagates_through_relu_as_in_torch(lib):

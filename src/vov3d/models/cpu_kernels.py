@@ -44,7 +44,8 @@ from typing import Sequence
 import torch
 
 SOURCE = Path(__file__).with_name("csrc") / "cpu_kernels.c"
-CFLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=gnu11", "-Wno-psabi")  # gnu: vector extensions, FMA contraction
+# gnu11, not c11: GCC's vector extensions, and FMA contraction (ISO C mode turns it off).
+CFLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=gnu11", "-Wno-psabi")
 
 MAX_TAPS = 16  # temporal taps the kernels accept
 
@@ -130,6 +131,19 @@ def _ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
+def _check_depthwise(
+    temporal: torch.Tensor, spatial: torch.Tensor, bias: torch.Tensor, d: int, stride: int, bias_name: str = "bias"
+) -> int:
+    """Check the depthwise weights of a D-channel layer; returns the number of temporal taps."""
+    kt = temporal.shape[0]
+    _check("temporal", temporal, (kt, d))
+    _check("spatial", spatial, (9, d))
+    _check(bias_name, bias, (d,))
+    if kt > MAX_TAPS or stride < 1:
+        raise ValueError(f"expected at most {MAX_TAPS} temporal taps and stride >= 1, got {kt} and {stride}")
+    return kt
+
+
 def depthwise_st(
     lib: ctypes.CDLL,
     x: torch.Tensor,
@@ -151,12 +165,7 @@ def depthwise_st(
     if x.dim() != 5:
         raise ValueError(f"x: expected (N, T, H, W, D), got shape {tuple(x.shape)}")
     n, t, h, w, d = x.shape
-    kt = temporal.shape[0]
-    _check("temporal", temporal, (kt, d))
-    _check("spatial", spatial, (9, d))
-    _check("bias", bias, (d,))
-    if kt > MAX_TAPS or stride < 1:
-        raise ValueError(f"expected at most {MAX_TAPS} temporal taps and stride >= 1, got {kt} and {stride}")
+    kt = _check_depthwise(temporal, spatial, bias, d, stride)
     ho, wo = (h - 1) // stride + 1, (w - 1) // stride + 1
     y = torch.empty(n, t, ho, wo, d)
     sums = torch.empty(n, t, d) if frame_sums else None
@@ -198,12 +207,7 @@ def d2plus1d(
     padded = -(-dim // 8) * 8
     _check("weight", weight, (cin, padded))
     _check("bias", bias, (padded,))
-    kt = temporal.shape[0]
-    _check("temporal", temporal, (kt, dim))
-    _check("spatial", spatial, (9, dim))
-    _check("dw_bias", dw_bias, (dim,))
-    if kt > MAX_TAPS or stride < 1:
-        raise ValueError(f"expected at most {MAX_TAPS} temporal taps and stride >= 1, got {kt} and {stride}")
+    kt = _check_depthwise(temporal, spatial, dw_bias, dim, stride, bias_name="dw_bias")
     ho, wo = (h - 1) // stride + 1, (w - 1) // stride + 1
     band = band or band_rows(ho)
     bands = -(-ho // band)

@@ -67,6 +67,21 @@ def se_scale(se: SqueezeExcitation, frame_sums: torch.Tensor, count: int) -> tor
     return torch.sigmoid(F.linear(s, se.fc2.weight.flatten(1), se.fc2.bias)).contiguous()
 
 
+class Shortcut:
+    """A folded ResBlock's shortcut: the input itself, or its strided 1x1x1 projection (``branch1``)."""
+
+    def __init__(self, block: ResBlock) -> None:
+        self.projection = None if block.branch1 is None else Pointwise(block.branch1)
+        self.stride = None if block.branch1 is None else block.branch1.stride
+
+    def __call__(self, lib: ctypes.CDLL, x: torch.Tensor) -> torch.Tensor:
+        """The shortcut of one clip ``x`` (1, T, H, W, C) as (T*Ho*Wo, C_out) rows."""
+        if self.projection is None:
+            return x.view(-1, x.shape[-1])
+        st, sh, sw = self.stride
+        return self.projection(lib, x[:, ::st, ::sh, ::sw].reshape(-1, x.shape[-1]))
+
+
 class FusedD2Plus1D:
     """One folded ``D2Plus1D`` layer: weights rearranged for the kernels."""
 
@@ -81,7 +96,9 @@ class FusedD2Plus1D:
         self.c = Pointwise(layer.c[0])
         self.has_residual = layer.has_residual
 
-    def __call__(self, lib: ctypes.CDLL, x: torch.Tensor, grid: tuple[int, int, int]) -> tuple[tuple[int, int, int], torch.Tensor]:
+    def __call__(
+        self, lib: ctypes.CDLL, x: torch.Tensor, grid: tuple[int, int, int]
+    ) -> tuple[tuple[int, int, int], torch.Tensor]:
         """The layer's output grid and output ((T*Ho*Wo, C_out)) for one clip ``x``: (T*H*W, C_in) rows of a
         (T, H, W) ``grid``."""
         depthwise = {"silu_out": self.se is None, "frame_sums": self.se is not None}
@@ -109,8 +126,7 @@ class FusedTemporalOSABlock:
         self.layers = [FusedD2Plus1D(layer) for layer in tosa.layers]
         self.include_input = tosa.include_input
         self.aggregate = Pointwise(tosa.c)
-        self.shortcut = None if block.branch1 is None else Pointwise(block.branch1)
-        self.shortcut_stride = None if block.branch1 is None else block.branch1.stride
+        self.shortcut = Shortcut(block)
 
     def __call__(self, lib: ctypes.CDLL, x: torch.Tensor) -> torch.Tensor:
         _, t, h, w, c_in = x.shape
@@ -121,18 +137,13 @@ class FusedTemporalOSABlock:
             grid, out = layer(lib, inp, grid)
             outputs.append(out)
             inp = out
-        if self.shortcut is None:
-            shortcut = x2d
-        else:
-            st, sh, sw = self.shortcut_stride
-            shortcut = self.shortcut(lib, x[:, ::st, ::sh, ::sw].reshape(-1, c_in))
-        return self.aggregate(lib, outputs, residual=shortcut, relu=True).view(1, *grid, -1)
+        return self.aggregate(lib, outputs, residual=self.shortcut(lib, x), relu=True).view(1, *grid, -1)
 
 
 class FusedX3DBlock:
-    """A folded X3D ``ResBlock``: 1x1x1 + ReLU, oneDNN's 3x3x3 depthwise conv (our own fused version of it
-    was 1.2-2.4x slower), then SE + Swish fused into the last 1x1x1, whose output adds the shortcut and
-    applies the block's ReLU."""
+    """A folded X3D ``ResBlock``: 1x1x1 + ReLU, oneDNN's 3x3x3 depthwise conv (a fused kernel of ours for it
+    was slower), then SE + Swish fused into the last 1x1x1, whose output adds the shortcut and applies
+    the block's ReLU."""
 
     def __init__(self, block: ResBlock) -> None:
         b: X3DBottleneck = block.branch2
@@ -141,8 +152,7 @@ class FusedX3DBlock:
         self.se = b.se
         self.no_scale = torch.ones(b.b.out_channels)
         self.c = Pointwise(b.c)
-        self.shortcut = None if block.branch1 is None else Pointwise(block.branch1)
-        self.shortcut_stride = None if block.branch1 is None else block.branch1.stride
+        self.shortcut = Shortcut(block)
 
     def __call__(self, lib: ctypes.CDLL, x: torch.Tensor) -> torch.Tensor:
         _, t, h, w, c_in = x.shape
@@ -152,12 +162,8 @@ class FusedX3DBlock:
         grid = y.shape[1:4]
         count = grid[0] * grid[1] * grid[2]
         scale = self.no_scale if self.se is None else se_scale(self.se, y.sum(dim=(2, 3)), count)
-        if self.shortcut is None:
-            shortcut = x2d
-        else:
-            st, sh, sw = self.shortcut_stride
-            shortcut = self.shortcut(lib, x[:, ::st, ::sh, ::sw].reshape(-1, c_in))
-        return self.c(lib, y.view(count, -1), scale=scale, residual=shortcut, relu=True).view(1, *grid, -1)
+        out = self.c(lib, y.view(count, -1), scale=scale, residual=self.shortcut(lib, x), relu=True)
+        return out.view(1, *grid, -1)
 
 
 class FusedStem:
