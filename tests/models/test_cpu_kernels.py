@@ -155,3 +155,13 @@ def test_without_a_compiler_prepare_falls_back_to_torch_ops(tmp_path, monkeypatc
         torch.testing.assert_close(prepared(x), model(x), rtol=0, atol=1e-4)
     with pytest.raises(RuntimeError, match="could not be built"):
         vov3d.prepare_for_inference(model, cache_dir=tmp_path / "cache", kernels=True, keep_memory=False)
+
+
+def test_kernels_are_chosen_only_for_a_model_on_the_cpu():
+    with torch.device("meta"):  # stands for a GPU here: any device but the CPU
+        model = vov3d.create_model("x3d_m", num_classes=5).eval()
+    prepared = vov3d.prepare_for_inference(model, keep_memory=False)
+    assert prepared.fused is None and prepared.fast is None  # the folded module tree
+    assert prepared(torch.empty(1, 3, 4, 32, 32, device="meta")).shape == (1, 5)
+    with pytest.raises(ValueError, match="on the CPU"):
+        vov3d.prepare_for_inference(model, kernels=True, keep_memory=False)

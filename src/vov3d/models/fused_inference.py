@@ -180,8 +180,12 @@ class FusedStem:
 
 
 def fusable(model: nn.Module) -> bool:
-    """Whether ``FusedVideoClassifier`` runs ``model``: a folded VoV3D or X3D with the global-pool head."""
+    """Whether ``FusedVideoClassifier`` runs ``model``: a folded float32 VoV3D or X3D on the CPU, with the
+    global-pool head."""
     if not isinstance(model, VideoClassifier) or not isinstance(model.s1.pathway0_stem, X3DStem):
+        return False
+    weight = model.s1.pathway0_stem.conv.weight
+    if weight.device.type != "cpu" or weight.dtype != torch.float32:
         return False
     if model.head.pool != "global" or model.s1.pathway0_stem.conv.bias is None:
         return False
@@ -198,7 +202,7 @@ class FusedVideoClassifier(nn.Module):
     def __init__(self, model: VideoClassifier, lib: ctypes.CDLL) -> None:
         super().__init__()
         if not fusable(model):
-            raise ValueError("FusedVideoClassifier needs a BN-folded VoV3D or X3D with the global-pool head")
+            raise ValueError("FusedVideoClassifier needs a BN-folded float32 VoV3D or X3D on the CPU, global-pool head")
         self.model = model
         self.lib = lib
         self.stem = FusedStem(model.s1.pathway0_stem)

@@ -251,8 +251,8 @@ def prepare_for_inference(
     The copy is in eval mode, without gradients, with every BN folded into its conv
     (``fold_batchnorms``). Then it runs in one of four ways:
 
-    * ``kernels`` (the default for a float32 VoV3D or X3D with the global-pool head, when neither
-      ``fast`` nor ``compile`` is asked for): vov3d's fused CPU kernels (``fused_inference``), the fastest
+    * ``kernels`` (the default for a float32 VoV3D or X3D on the CPU with the global-pool head, when
+      neither ``fast`` nor ``compile`` is asked for): vov3d's fused CPU kernels (``fused_inference``), the fastest
       way on a CPU and without compiling the model. The kernel library is built with the system C
       compiler on first use (about a second) and cached in ``cache_dir``; without a compiler it warns and
       the module tree below runs instead. ``kernels=True`` insists (errors instead of falling back).
@@ -263,7 +263,8 @@ def prepare_for_inference(
       (one to three minutes on 2 cores); the package is cached on disk in ``cache_dir`` (default
       ``default_cache_dir()``), keyed by weights, shape, dtype and torch version, so any later call or
       process loads it in milliseconds.
-    * otherwise the module tree, with its weights and inputs in ``channels_last_3d`` when ``channels_last``.
+    * otherwise the module tree, with its weights and inputs in ``channels_last_3d`` when ``channels_last``:
+      also the default for a model on a GPU (not measured here: no GPU was available).
 
     ``dtype=torch.bfloat16``: weights and activations in bfloat16 (the fast network, compiled or not;
     matrix products accumulate in float32); inputs are cast, outputs returned in the input's dtype. Only
@@ -288,7 +289,7 @@ def prepare_for_inference(
     if channels_last:  # also for the fast and fused paths: oneDNN takes the 1x3x3 and 3x3x3 weights as they are
         prepared = prepared.to(memory_format=torch.channels_last_3d)
     if kernels and not fusable(prepared):
-        raise ValueError("kernels=True needs a VoV3D or X3D VideoClassifier with the global-pool head")
+        raise ValueError("kernels=True needs a float32 VoV3D or X3D VideoClassifier on the CPU, global-pool head")
     if kernels or (kernels is None and fast is None and not compile and dtype == torch.float32 and fusable(prepared)):
         lib = load_kernels(cache_dir if cache_dir is not None else default_cache_dir())
         if lib is not None:
