@@ -83,7 +83,8 @@ def fold_batchnorms(model: nn.Module) -> int:
 
 
 def default_cache_dir() -> Path:
-    """Where compiled models are cached: ``$VOV3D_CACHE_DIR``, else ``$XDG_CACHE_HOME/vov3d`` (``~/.cache/vov3d``)."""
+    """Where compiled models and kernels are cached: ``$VOV3D_CACHE_DIR``, else ``$XDG_CACHE_HOME/vov3d``
+    (``~/.cache/vov3d``)."""
     if os.environ.get("VOV3D_CACHE_DIR"):
         return Path(os.environ["VOV3D_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -252,10 +253,11 @@ def prepare_for_inference(
     (``fold_batchnorms``). Then it runs in one of four ways:
 
     * ``kernels`` (the default for a float32 VoV3D or X3D on the CPU with the global-pool head, when
-      neither ``fast`` nor ``compile`` is asked for): vov3d's fused CPU kernels (``fused_inference``), the fastest
-      way on a CPU and without compiling the model. The kernel library is built with the system C
-      compiler on first use (about a second) and cached in ``cache_dir``; without a compiler it warns and
-      the module tree below runs instead. ``kernels=True`` insists (errors instead of falling back).
+      neither ``fast`` nor ``compile`` is asked for): vov3d's fused CPU kernels (``fused_inference``),
+      the fastest way on a CPU, without compiling the model. The kernel library is built with the
+      system C compiler on first use (about a second) and cached in ``cache_dir``; without a compiler
+      it warns and the module tree below runs instead. ``kernels=True`` insists (errors instead of
+      falling back).
     * ``fast`` (VoV3D and X3D): ``FastVideoClassifier`` ((N, T, H, W, C) activations) eagerly; it is the
       graph that ``compile`` compiles.
     * ``compile``: the fast network compiled ahead of time with AOTInductor (``CompiledRunner``:
@@ -290,7 +292,8 @@ def prepare_for_inference(
         prepared = prepared.to(memory_format=torch.channels_last_3d)
     if kernels and not fusable(prepared):
         raise ValueError("kernels=True needs a float32 VoV3D or X3D VideoClassifier on the CPU, global-pool head")
-    if kernels or (kernels is None and fast is None and not compile and dtype == torch.float32 and fusable(prepared)):
+    by_default = kernels is None and fast is None and not compile and dtype == torch.float32
+    if kernels or (by_default and fusable(prepared)):
         lib = load_kernels(cache_dir if cache_dir is not None else default_cache_dir())
         if lib is not None:
             return PreparedModel(prepared, False, fused=FusedVideoClassifier(prepared, lib)).eval()
