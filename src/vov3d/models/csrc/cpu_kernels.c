@@ -262,9 +262,24 @@ static inline vf8 relu8(vf8 v) {
     return (vf8)(~(__typeof__(v < zero))(v < zero) & (__typeof__(v < zero))v);
 }
 
+/* out[0:nc] = post(v + res[0:nc]) for nc <= 8 valid lanes of v (res may be NULL; post is ReLU when relu). */
+static inline void store8(vf8 v, int nc, const float *res, int relu, float *out) {
+    if (nc == 8) {
+        if (res) v += *(const vf8 *)res;
+        *(vf8 *)out = relu ? relu8(v) : v;
+        return;
+    }
+    float t[8];
+    *(vf8 *)t = v;
+    for (int j = 0; j < nc; j++) {
+        float x = t[j] + (res ? res[j] : 0.0f);
+        out[j] = relu && x < 0.0f ? 0.0f : x;
+    }
+}
+
 /* C[r, c0:c0 + nc] for the 8 rows of A (r < mr stored), nc <= 8 columns: one 8-wide vector per row; the
  * columns beyond nc exist in B and bias (zero padding) but are neither read from res nor stored. */
-static void gemm_tail8(const float *A, int K, const float *B, long ldb, int c0, int nc, const float *bias,
+static void gemm_cols8(const float *A, int K, const float *B, long ldb, int c0, int nc, const float *bias,
                        const float *res, long ldr, int relu, float *C, long ldc, int mr) {
     vf8 acc[GEMM_MR];
 #pragma GCC unroll 8
@@ -274,14 +289,8 @@ static void gemm_tail8(const float *A, int K, const float *B, long ldb, int c0, 
 #pragma GCC unroll 8
         for (int r = 0; r < GEMM_MR; r++) acc[r] += A[(long)r * K + k] * b0;
     }
-    for (int r = 0; r < mr; r++) {
-        float v[8];
-        *(vf8 *)v = acc[r] + *(const vf8 *)(bias + c0);
-        for (int j = 0; j < nc; j++) {
-            float x = v[j] + (res ? res[r * ldr + c0 + j] : 0.0f);
-            C[r * ldc + c0 + j] = relu && x < 0.0f ? 0.0f : x;
-        }
-    }
+    for (int r = 0; r < mr; r++)
+        store8(acc[r] + *(const vf8 *)(bias + c0), nc, res ? res + r * ldr + c0 : NULL, relu, C + r * ldc + c0);
 }
 
 /* C[r, :N] for the 8 contiguous rows of A (K columns; r < mr stored). B: (K, ldb) with ldb >= N rounded up
@@ -310,7 +319,8 @@ static void gemm_block(const float *A, int K, const float *B, long ldb, int N, c
             *(vf16 *)(C + r * ldc + c + 16) = v1;
         }
     }
-    if (c + 24 <= N && c + 32 > N) { /* 24 columns left (VoV3D-M's 24-channel layers): one pass over K, not two */
+    if (N - c > 16 && N - c <= 24) { /* 17-24 columns left (24 in VoV3D-M, 20 in v2): one pass over K, not two */
+        const int nc = N - c - 16;     /* valid lanes of the 8-wide part */
         vf16 acc0[GEMM_MR];
         vf8 acc1[GEMM_MR];
 #pragma GCC unroll 8
@@ -327,13 +337,12 @@ static void gemm_block(const float *A, int K, const float *B, long ldb, int N, c
         }
         for (int r = 0; r < mr; r++) {
             vf16 v0 = acc0[r] + *(const vf16 *)(bias + c);
-            vf8 v1 = acc1[r] + *(const vf8 *)(bias + c + 16);
-            if (res) v0 += *(const vf16 *)(res + r * ldr + c), v1 += *(const vf8 *)(res + r * ldr + c + 16);
-            if (relu) v0 = relu16(v0), v1 = relu8(v1);
-            *(vf16 *)(C + r * ldc + c) = v0;
-            *(vf8 *)(C + r * ldc + c + 16) = v1;
+            if (res) v0 += *(const vf16 *)(res + r * ldr + c);
+            *(vf16 *)(C + r * ldc + c) = relu ? relu16(v0) : v0;
+            store8(acc1[r] + *(const vf8 *)(bias + c + 16), nc, res ? res + r * ldr + c + 16 : NULL, relu,
+                   C + r * ldc + c + 16);
         }
-        c += 24;
+        c = N;
     }
     for (; c + 16 <= N; c += 16) {
         vf16 acc[GEMM_MR];
@@ -351,23 +360,7 @@ static void gemm_block(const float *A, int K, const float *B, long ldb, int N, c
             *(vf16 *)(C + r * ldc + c) = v;
         }
     }
-    for (; c + 8 <= N; c += 8) {
-        vf8 acc[GEMM_MR];
-#pragma GCC unroll 8
-        for (int r = 0; r < GEMM_MR; r++) acc[r] = (vf8){0};
-        for (int k = 0; k < K; k++) {
-            const vf8 b0 = *(const vf8 *)(B + (long)k * ldb + c);
-#pragma GCC unroll 8
-            for (int r = 0; r < GEMM_MR; r++) acc[r] += A[(long)r * K + k] * b0;
-        }
-        for (int r = 0; r < mr; r++) {
-            vf8 v = acc[r] + *(const vf8 *)(bias + c);
-            if (res) v += *(const vf8 *)(res + r * ldr + c);
-            if (relu) v = relu8(v);
-            *(vf8 *)(C + r * ldc + c) = v;
-        }
-    }
-    if (c < N) gemm_tail8(A, K, B, ldb, c, N - c, bias, res, ldr, relu, C, ldc, mr);
+    for (; c < N; c += 8) gemm_cols8(A, K, B, ldb, c, N - c < 8 ? N - c : 8, bias, res, ldr, relu, C, ldc, mr);
 }
 
 void vov3d_gemm(const float *const *A, const long *lda, const int *ka, int nseg, long rows, const float *B,
@@ -395,8 +388,12 @@ void vov3d_gemm(const float *const *A, const long *lda, const int *ka, int nseg,
                     }
                     for (int i = 0, k0 = 0; i < nseg; k0 += ka[i], i++)
                         memcpy(dst + k0, A[i] + (r0 + r) * lda[i], sizeof(float) * (size_t)ka[i]);
-                    if (scale) silu_row(dst, scale, K);
+                    if (scale) {
+#pragma omp simd
+                        for (int k = 0; k < K; k++) dst[k] *= scale[k];
+                    }
                 }
+                if (scale) silu_row(buf, NULL, GEMM_MR * K); /* the whole block at once: one tail, not 8 */
                 a = buf;
             }
             gemm_block(a, K, B, ldb, N, bias, res ? res + r0 * ldr : NULL, ldr, relu, C + r0 * ldc, ldc, mr);
