@@ -54,7 +54,7 @@ class Pointwise:
             raise ValueError("expected a BN-folded model (every conv before a BN has a bias): call fold_batchnorms")
         matrix = conv.weight.detach().reshape(conv.out_channels, conv.in_channels).t()
         self.weight, self.bias = cpu_kernels.pack_weight(matrix, conv.bias.detach())
-        self.dim_in, self.dim_out = conv.in_channels, conv.out_channels
+        self.dim_out = conv.out_channels
 
     def __call__(self, lib: ctypes.CDLL, x: torch.Tensor | list[torch.Tensor], **kw) -> torch.Tensor:
         return cpu_kernels.gemm(lib, x, self.weight, self.bias, self.dim_out, **kw)

@@ -59,18 +59,13 @@ static inline vf16 silu16(vf16 v) {
 }
 #endif
 
-/* Swish (v * sigmoid(v)) over a row of d floats, in place, times a per-channel scale first when `scale` is
- * given (squeeze-excitation's scaling). */
-static inline void silu_row(float *o, const float *scale, int d) {
-    int c = 0;
-    for (; c + 16 <= d; c += 16) {
-        vf16 v = *(vf16 *)(o + c);
-        if (scale) v *= *(const vf16 *)(scale + c);
-        *(vf16 *)(o + c) = silu16(v);
-    }
+/* Swish (v * sigmoid(v)) over d contiguous floats, in place. */
+static inline void silu_row(float *o, long d) {
+    long c = 0;
+    for (; c + 16 <= d; c += 16) *(vf16 *)(o + c) = silu16(*(vf16 *)(o + c));
     if (c < d) { /* the last d % 16 values, through a zero-padded vector */
         float tail[16] = {0};
-        for (int k = c; k < d; k++) tail[k - c] = scale ? o[k] * scale[k] : o[k];
+        memcpy(tail, o + c, sizeof(float) * (size_t)(d - c));
         *(vf16 *)tail = silu16(*(vf16 *)tail);
         memcpy(o + c, tail, sizeof(float) * (size_t)(d - c));
     }
@@ -262,6 +257,12 @@ static inline vf8 relu8(vf8 v) {
     return (vf8)(~(__typeof__(v < zero))(v < zero) & (__typeof__(v < zero))v);
 }
 
+/* out[0:16] = post(v + res[0:16]) (res may be NULL; post is ReLU when relu). */
+static inline void store16(vf16 v, const float *res, int relu, float *out) {
+    if (res) v += *(const vf16 *)res;
+    *(vf16 *)out = relu ? relu16(v) : v;
+}
+
 /* out[0:nc] = post(v + res[0:nc]) for nc <= 8 valid lanes of v (res may be NULL; post is ReLU when relu). */
 static inline void store8(vf8 v, int nc, const float *res, int relu, float *out) {
     if (nc == 8) {
@@ -312,11 +313,9 @@ static void gemm_block(const float *A, int K, const float *B, long ldb, int N, c
             }
         }
         for (int r = 0; r < mr; r++) {
-            vf16 v0 = acc0[r] + *(const vf16 *)(bias + c), v1 = acc1[r] + *(const vf16 *)(bias + c + 16);
-            if (res) v0 += *(const vf16 *)(res + r * ldr + c), v1 += *(const vf16 *)(res + r * ldr + c + 16);
-            if (relu) v0 = relu16(v0), v1 = relu16(v1);
-            *(vf16 *)(C + r * ldc + c) = v0;
-            *(vf16 *)(C + r * ldc + c + 16) = v1;
+            const float *rr = res ? res + r * ldr + c : NULL;
+            store16(acc0[r] + *(const vf16 *)(bias + c), rr, relu, C + r * ldc + c);
+            store16(acc1[r] + *(const vf16 *)(bias + c + 16), rr ? rr + 16 : NULL, relu, C + r * ldc + c + 16);
         }
     }
     if (N - c > 16 && N - c <= 24) { /* 17-24 columns left (24 in VoV3D-M, 20 in v2): one pass over K, not two */
@@ -336,11 +335,9 @@ static void gemm_block(const float *A, int K, const float *B, long ldb, int N, c
             }
         }
         for (int r = 0; r < mr; r++) {
-            vf16 v0 = acc0[r] + *(const vf16 *)(bias + c);
-            if (res) v0 += *(const vf16 *)(res + r * ldr + c);
-            *(vf16 *)(C + r * ldc + c) = relu ? relu16(v0) : v0;
-            store8(acc1[r] + *(const vf8 *)(bias + c + 16), nc, res ? res + r * ldr + c + 16 : NULL, relu,
-                   C + r * ldc + c + 16);
+            const float *rr = res ? res + r * ldr + c : NULL;
+            store16(acc0[r] + *(const vf16 *)(bias + c), rr, relu, C + r * ldc + c);
+            store8(acc1[r] + *(const vf8 *)(bias + c + 16), nc, rr ? rr + 16 : NULL, relu, C + r * ldc + c + 16);
         }
         c = N;
     }
@@ -353,12 +350,8 @@ static void gemm_block(const float *A, int K, const float *B, long ldb, int N, c
 #pragma GCC unroll 8
             for (int r = 0; r < GEMM_MR; r++) acc[r] += A[(long)r * K + k] * b0;
         }
-        for (int r = 0; r < mr; r++) {
-            vf16 v = acc[r] + *(const vf16 *)(bias + c);
-            if (res) v += *(const vf16 *)(res + r * ldr + c);
-            if (relu) v = relu16(v);
-            *(vf16 *)(C + r * ldc + c) = v;
-        }
+        for (int r = 0; r < mr; r++)
+            store16(acc[r] + *(const vf16 *)(bias + c), res ? res + r * ldr + c : NULL, relu, C + r * ldc + c);
     }
     for (; c < N; c += 8) gemm_cols8(A, K, B, ldb, c, N - c < 8 ? N - c : 8, bias, res, ldr, relu, C, ldc, mr);
 }
@@ -393,7 +386,7 @@ void vov3d_gemm(const float *const *A, const long *lda, const int *ka, int nseg,
                         for (int k = 0; k < K; k++) dst[k] *= scale[k];
                     }
                 }
-                if (scale) silu_row(buf, NULL, GEMM_MR * K); /* the whole block at once: one tail, not 8 */
+                if (scale) silu_row(buf, (long)GEMM_MR * K); /* the whole block at once: one tail, not 8 */
                 a = buf;
             }
             gemm_block(a, K, B, ldb, N, bias, res ? res + r0 * ldr : NULL, ldr, relu, C + r0 * ldc, ldc, mr);
