@@ -72,14 +72,6 @@ def test_d2plus1d_equals_pointwise_then_depthwise(lib, shape, dim, stride, band)
         torch.testing.assert_close(sums.double(), expected_sums, rtol=1e-5, atol=1e-3)
 
 
-def test_temporal_bias_relu_equals_conv_and_relu(lib):
-    g = torch.Generator().manual_seed(1)
-    x, temporal, bias = (torch.randn(shape, generator=g) for shape in ((2, 7, 5, 60, 24), (5, 24), (24,)))
-    got = cpu_kernels.temporal_bias_relu(lib, x, temporal, bias)
-    conv = F.conv3d(x.permute(0, 4, 1, 2, 3), temporal.t().reshape(24, 1, 5, 1, 1), bias, 1, (2, 0, 0), groups=24)
-    torch.testing.assert_close(got, conv.relu().permute(0, 2, 3, 4, 1), rtol=0, atol=1e-5)
-
-
 @pytest.mark.parametrize("rows,n", [(37, 13), (64, 24), (21, 48), (9, 56), (8, 100)])
 def test_gemm_with_column_blocks_swish_residual_and_relu(lib, rows, n):
     g = torch.Generator().manual_seed(2)
@@ -103,6 +95,83 @@ def test_gemm_with_column_blocks_swish_residual_and_relu(lib, rows, n):
     plain = cpu_kernels.gemm(lib, parts[1], *cpu_kernels.pack_weight(weight[24:], bias), n)
     expected_plain = parts[1].double() @ weight[24:].double() + bias.double()
     torch.testing.assert_close(plain.double(), expected_plain, rtol=1e-5, atol=1e-4)
+
+
+def test_gemm_reads_a_spatially_strided_view_in_place(lib):
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(1, 3, 8, 10, 20, generator=g)
+    strided = x[0, :, ::2, ::2]  # (3, 4, 5, 20): rows of 5 pixels, 3 x 4 groups evenly spaced
+    rows = strided.view(-1, 5, 20)
+    weight, bias = torch.randn(20, 24, generator=g), torch.randn(24, generator=g)
+    got = cpu_kernels.gemm(lib, rows, *cpu_kernels.pack_weight(weight, bias), 24, relu=True)
+    expected = (strided.reshape(-1, 20).double() @ weight.double() + bias.double()).relu()
+    torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-4)
+    with pytest.raises(ValueError, match="a: expected contiguous rows"):
+        cpu_kernels.gemm(lib, rows.transpose(1, 2), *cpu_kernels.pack_weight(torch.randn(5, 24), bias), 24)
+
+
+@pytest.mark.parametrize(
+    "shape,d,kt,stride,band",
+    [((1, 3, 6, 17, 23), 24, 5, 2, None), ((1, 3, 2, 8, 8), 13, 5, 1, 3), ((1, 2, 4, 9, 30), 40, 3, 2, 1)],
+)
+def test_stem_reads_the_input_layout_and_equals_the_convolutions(lib, shape, d, kt, stride, band):
+    g = torch.Generator().manual_seed(8)
+    x = torch.randn(shape, generator=g)
+    weight = torch.randn(d, shape[1], 1, 3, 3, generator=g)
+    temporal, bias = torch.randn(kt, d, generator=g), torch.randn(d, generator=g)
+    packed, _ = cpu_kernels.pack_weight(weight.reshape(d, -1).t(), torch.zeros(d))
+    got = cpu_kernels.stem(lib, x, packed, temporal, bias, stride, band)
+    y = F.conv3d(x.double(), weight.double(), None, (1, stride, stride), (0, 1, 1))
+    y = F.conv3d(y, temporal.t().reshape(d, 1, kt, 1, 1).double(), bias.double(), 1, (kt // 2, 0, 0), groups=d)
+    expected = y.relu().permute(0, 2, 3, 4, 1)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got.double(), expected, rtol=0, atol=1e-4)
+
+
+def _bf16(t: torch.Tensor) -> torch.Tensor:
+    return t.to(torch.bfloat16).double()
+
+
+@pytest.mark.parametrize("rows,n,k2", [(37, 13, 9), (64, 24, 9), (21, 20, 10), (9, 56, 1), (8, 100, 40)])
+def test_bf16_gemm_is_the_product_of_the_rounded_inputs(lib, rows, n, k2):
+    if not cpu_kernels.has_bf16(lib):
+        pytest.skip("this CPU has no AVX512_BF16")
+    g = torch.Generator().manual_seed(5)
+    buffer = torch.randn(rows, 40, generator=g)
+    parts = [buffer[:, 3:27], torch.randn(rows, k2, generator=g)]  # K = 24 + k2: odd and even
+    a = torch.cat(parts, dim=1)
+    k = a.shape[1]
+    weight, bias, residual = (torch.randn(s, generator=g) for s in ((k, n), (n,), (rows, n)))
+    packed, packed_bias = cpu_kernels.pack_weight(weight, bias, torch.bfloat16)
+    assert packed.dtype == torch.bfloat16 and packed.shape == ((k + 1) // 2, -(-n // 8) * 8, 2)
+    # Without pre: exactly the float64 product of the bfloat16-rounded inputs, up to float32 sums.
+    got = cpu_kernels.gemm(lib, parts, packed, packed_bias, n, residual=residual, relu=True)
+    expected = (_bf16(a) @ _bf16(weight) + bias.double() + residual.double()).relu()
+    torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-4)
+    assert (got.double() - (a.double() @ weight.double() + bias + residual).relu()).abs().max() > 1e-3  # rounded
+    # With SE scaling + Swish: its output is rounded, so a value next to a rounding boundary may round
+    # the other way than torch's Swish does (one bfloat16 step, 2^-8 relative).
+    scale = torch.rand(k, generator=g) + 0.5
+    got = cpu_kernels.gemm(lib, parts, packed, packed_bias, n, scale=scale)
+    pre = F.silu(a.double() * scale.double())
+    expected = _bf16(pre) @ _bf16(weight) + bias.double()
+    bound = 2**-8 * (pre.abs() @ weight.double().abs()) + 1e-4
+    assert ((got.double() - expected).abs() <= bound).all()
+
+
+def test_bf16_d2plus1d_equals_bf16_gemm_then_depthwise(lib):
+    if not cpu_kernels.has_bf16(lib):
+        pytest.skip("this CPU has no AVX512_BF16")
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(1, 4, 9, 7, 11, generator=g)
+    weight, bias = cpu_kernels.pack_weight(torch.randn(11, 20, generator=g), torch.randn(20, generator=g), torch.bfloat16)
+    temporal, spatial, dw_bias = (torch.randn(s, generator=g) for s in ((3, 20), (9, 20), (20,)))
+    for stride in (1, 2):
+        y, sums = cpu_kernels.d2plus1d(lib, x, weight, bias, 20, temporal, spatial, dw_bias, stride, frame_sums=True, band=2)
+        pointwise = cpu_kernels.gemm(lib, x.view(-1, 11), weight, bias, 20).view(1, 4, 9, 7, 20)
+        y2, sums2 = cpu_kernels.depthwise_st(lib, pointwise, temporal, spatial, dw_bias, stride, frame_sums=True)
+        torch.testing.assert_close(y, y2, rtol=0, atol=1e-5)
+        torch.testing.assert_close(sums, sums2, rtol=1e-5, atol=1e-3)
 
 
 def test_nan_propagates_through_relu_as_in_torch(lib):
@@ -130,6 +199,14 @@ def test_kernels_reject_bad_input_with_the_argument_named(lib):
         cpu_kernels.gemm(lib, torch.randn(4, 12), weight, b, 5)
     with pytest.raises(ValueError, match="a\\[0\\]: expected"):
         cpu_kernels.gemm(lib, torch.randn(16, 4).t(), weight, b, 5)
+    with pytest.raises(ValueError, match="weight: expected a float32 or bfloat16"):
+        cpu_kernels.gemm(lib, torch.randn(4, 16), weight.double(), b, 5)
+    with pytest.raises(ValueError, match="dtype: expected"):
+        cpu_kernels.pack_weight(torch.randn(16, 5), torch.randn(5), torch.float16)
+    if cpu_kernels.has_bf16(lib):
+        weight16, b16 = cpu_kernels.pack_weight(torch.randn(16, 5), torch.randn(5), torch.bfloat16)
+        with pytest.raises(ValueError, match=r"weight: expected a contiguous \(9, 8, 2\)"):
+            cpu_kernels.gemm(lib, torch.randn(4, 17), weight16, b16, 5)
 
 
 def test_library_is_built_once_and_cached_on_disk(tmp_path):

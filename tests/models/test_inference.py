@@ -13,7 +13,9 @@ from torch import nn
 
 import vov3d
 from tests.conftest import calibrate_batchnorms
+from vov3d.models import cpu_kernels
 from vov3d.models.fast_blocks import FastVideoClassifier, temporal_depthwise
+from vov3d.models.inference import default_cache_dir
 
 
 @pytest.mark.parametrize(
@@ -114,16 +116,42 @@ def test_fast_training_path_gradients_and_statistics_equal_the_plain_model(name)
             assert torch.equal(a, b), key
 
 
-def test_bfloat16_prepared_model_is_close_to_float32():
+@pytest.mark.parametrize("name", ["vov3d_m", "x3d_m"])
+def test_bfloat16_prepared_model_is_close_to_float32(name):
     torch.manual_seed(0)
-    model = calibrate_batchnorms(vov3d.create_model("vov3d_m", num_classes=10))
-    prepared = vov3d.prepare_for_inference(model, dtype=torch.bfloat16)
-    assert prepared.fast.model.head.projection.weight.dtype == torch.bfloat16
+    model = calibrate_batchnorms(vov3d.create_model(name, num_classes=10))
     x = torch.randn(4, 3, 4, 64, 64)
     with torch.no_grad():
-        expected, got = model(x), prepared(x)
+        expected = model(x)
+    scale = expected.abs().max()
+    # The fast network in bfloat16: weights and activations rounded.
+    fast = vov3d.prepare_for_inference(model, dtype=torch.bfloat16, kernels=False)
+    assert fast.fast.model.head.projection.weight.dtype == torch.bfloat16 and fast.fused is None
+    got = fast(x)
     assert got.dtype == torch.float32
-    assert (got - expected).abs().max() <= 0.05 * expected.abs().max()
+    assert (got - expected).abs().max() <= 0.05 * scale
+    # The default where the CPU has AVX512_BF16: the fused kernels with bfloat16 products only, closer.
+    lib = cpu_kernels.load_kernels(default_cache_dir())
+    if not cpu_kernels.has_bf16(lib):
+        pytest.skip("this CPU has no AVX512_BF16: bfloat16 runs the fast network")
+    fused = vov3d.prepare_for_inference(model, dtype=torch.bfloat16)
+    assert fused.fused is not None and fused.fused.dtype == torch.bfloat16 and fused.dtype == torch.bfloat16
+    got_fused = fused(x)
+    float32 = vov3d.prepare_for_inference(model)(x)
+    assert got_fused.dtype == torch.float32
+    assert 1e-5 * scale < (got_fused - float32).abs().max() <= 0.03 * scale  # rounded, and not far
+    assert (got_fused - expected).abs().max() < (got - expected).abs().max()
+
+
+def test_bfloat16_kernels_are_not_chosen_without_avx512_bf16(monkeypatch):
+    from vov3d.models import inference
+
+    monkeypatch.setattr(inference, "has_bf16", lambda lib: False)  # as on a CPU without AVX512_BF16
+    model = calibrate_batchnorms(vov3d.create_model("vov3d_m", num_classes=10))
+    prepared = vov3d.prepare_for_inference(model, dtype=torch.bfloat16)
+    assert prepared.fused is None and prepared.fast is not None
+    with pytest.raises(RuntimeError, match="no AVX512_BF16"):
+        vov3d.prepare_for_inference(model, dtype=torch.bfloat16, kernels=True)
 
 
 def _tiny_vov3d() -> nn.Module:

@@ -9,10 +9,13 @@ Float32 kernels on channels-last (N, T, H, W, C) tensors, for the inference path
 * ``gemm``: a 1x1x1 conv as a matrix product with what surrounds it fused: SE scaling and Swish of its
   input, bias, residual add and ReLU; its input may be several column blocks (T-OSA's aggregation reads
   the layers' outputs where they are) and its rows strided. It runs VoV3D's narrow products (24-96
-  channels) at 160-210 GFLOP/s where MKL reaches 85-190;
+  channels) at 160-210 GFLOP/s where MKL reaches 85-190. With a bfloat16 weight (``pack_weight(...,
+  torch.bfloat16)``, CPUs with AVX512_BF16: ``has_bf16``) its inputs are rounded to bfloat16 as they
+  are read and multiplied by AVX512_BF16's pair dot products, float32 sums, up to twice as fast;
 * ``d2plus1d``: the layer's first 1x1x1 conv inside the depthwise pass, band by band, for layers whose
   1x1x1 output would not stay in cache (1.3-1.5x faster there);
-* ``temporal_bias_relu``: the stem's temporal conv, folded BN and ReLU in one pass.
+* ``stem``: the X3D stem (1x3x3 conv, temporal conv, folded BN, ReLU) in one pass, read straight from
+  the (N, C, T, H, W) input.
 
 (Ratios from ``benchmarks/kernels.py``, ``benchmarks/RESULTS.md``.)
 
@@ -96,12 +99,14 @@ def _build(cache_dir: Path) -> ctypes.CDLL:
     i, p, lng = ctypes.c_int, ctypes.c_void_p, ctypes.c_long
     lib.vov3d_depthwise_st.argtypes = [p, p, i, p, p, p, p, i, i, i, i, i, i, i, i]
     lib.vov3d_depthwise_st.restype = None
-    lib.vov3d_d2plus1d.argtypes = [p, i, p, lng, p, p, i, p, p, p, p, i, i, i, i, i, i, i]
+    lib.vov3d_d2plus1d.argtypes = [p, i, p, i, lng, p, p, i, p, p, p, p, i, i, i, i, i, i, i]
     lib.vov3d_d2plus1d.restype = None
-    lib.vov3d_temporal_bias_relu.argtypes = [p, p, i, p, p, i, i, lng, i]
-    lib.vov3d_temporal_bias_relu.restype = None
-    lib.vov3d_gemm.argtypes = [p, p, p, i, lng, p, lng, i, p, p, p, lng, i, p, lng]
+    lib.vov3d_gemm.argtypes = [p, p, p, i, lng, lng, lng, p, i, lng, i, p, p, p, lng, i, p, lng]
     lib.vov3d_gemm.restype = None
+    lib.vov3d_stem.argtypes = [p, i, i, i, i, p, lng, i, p, i, p, p, i, i]
+    lib.vov3d_stem.restype = None
+    lib.vov3d_has_bf16.argtypes = []
+    lib.vov3d_has_bf16.restype = i
     return lib
 
 
@@ -116,6 +121,11 @@ def load_kernels(cache_dir: str | os.PathLike) -> ctypes.CDLL | None:
                 warnings.warn(f"vov3d: CPU kernels unavailable ({exc}); using torch ops instead")
                 _loaded[key] = None
         return _loaded[key]
+
+
+def has_bf16(lib: ctypes.CDLL) -> bool:
+    """Whether ``lib`` has the bfloat16 products (it was built for a CPU with AVX512_BF16, BW and VL)."""
+    return bool(lib.vov3d_has_bf16())
 
 
 def _check(name: str, t: torch.Tensor, shape: tuple[int, ...] | None = None, contiguous: bool = True) -> None:
@@ -205,7 +215,7 @@ def d2plus1d(
         raise ValueError(f"x: expected one clip (1, T, H, W, C), got shape {tuple(x.shape)}")
     _, t, h, w, cin = x.shape
     padded = -(-dim // 8) * 8
-    _check("weight", weight, (cin, padded))
+    bf16 = _check_weight(lib, weight, cin, padded)
     _check("bias", bias, (padded,))
     kt = _check_depthwise(temporal, spatial, dw_bias, dim, stride, bias_name="dw_bias")
     ho, wo = (h - 1) // stride + 1, (w - 1) // stride + 1
@@ -214,26 +224,50 @@ def d2plus1d(
     y = torch.empty(1, t, ho, wo, dim)
     sums = torch.empty(bands, t, dim) if frame_sums else None
     lib.vov3d_d2plus1d(
-        x.data_ptr(), cin, weight.data_ptr(), padded, bias.data_ptr(), temporal.data_ptr(), kt, spatial.data_ptr(),
+        x.data_ptr(), cin, weight.data_ptr(), bf16, padded, bias.data_ptr(), temporal.data_ptr(), kt, spatial.data_ptr(),
         dw_bias.data_ptr(), y.data_ptr(), _ptr(sums), t, h, w, dim, stride, band, int(silu_out),
     )
     return y, (sums.sum(0, keepdim=True) if frame_sums else None)
 
 
-def temporal_bias_relu(lib: ctypes.CDLL, x: torch.Tensor, temporal: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """``relu(bias + temporal(x))`` for (N, T, H, W, D) ``x``: the stem's kt x 1 x 1 depthwise conv (zero
-    padding kt // 2, ``temporal`` (kt, D) taps), its folded BN and ReLU in one pass."""
+def stem(
+    lib: ctypes.CDLL,
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    temporal: torch.Tensor,
+    bias: torch.Tensor,
+    stride: int = 2,
+    band: int | None = None,
+) -> torch.Tensor:
+    """The X3D stem of one clip in one pass: ``relu(bias + temporal(spatial(x)))``.
+
+    ``x``: (1, C, T, H, W) contiguous, the network's input layout. ``spatial``: the 1x3x3 conv (padding 1,
+    spatial ``stride``, no bias), ``weight`` its (C * 9, D) matrix ``conv.weight.reshape(D, -1).t()``
+    packed by ``pack_weight`` (float32). ``temporal``: (kt, D) taps of the depthwise kt x 1 x 1 conv (zero
+    padding kt // 2); ``bias``: (D,). ``band``: output rows per task (default: the ring of kt frames' rows
+    in about 512 KB, the same number of tasks per thread). Returns (1, T, Ho, Wo, D) channels last.
+    """
     _check("x", x)
-    if x.dim() != 5:
-        raise ValueError(f"x: expected (N, T, H, W, D), got shape {tuple(x.shape)}")
-    n, t, h, w, d = x.shape
-    kt = temporal.shape[0]
+    if x.dim() != 5 or x.shape[0] != 1:
+        raise ValueError(f"x: expected one clip (1, C, T, H, W), got shape {tuple(x.shape)}")
+    _, c, t, h, w = x.shape
+    kt, d = temporal.shape
     _check("temporal", temporal, (kt, d))
     _check("bias", bias, (d,))
-    if kt > MAX_TAPS:
-        raise ValueError(f"temporal: at most {MAX_TAPS} taps, got {kt}")
-    y = torch.empty_like(x)
-    lib.vov3d_temporal_bias_relu(x.data_ptr(), temporal.data_ptr(), kt, bias.data_ptr(), y.data_ptr(), n, t, h * w, d)
+    _check("weight", weight, (c * 9, -(-d // 8) * 8))
+    if stride < 1 or c > 16 or kt > MAX_TAPS:
+        raise ValueError(f"expected stride >= 1, at most 16 channels and {MAX_TAPS} taps, got {stride}, {c}, {kt}")
+    ho, wo = (h - 1) // stride + 1, (w - 1) // stride + 1
+    if band is None:
+        threads = torch.get_num_threads()
+        max_band = max(1, (1 << 19) // (kt * wo * d * 4))
+        tasks = threads * -(-ho // (threads * max_band))
+        band = -(-ho // tasks)
+    y = torch.empty(1, t, ho, wo, d)
+    lib.vov3d_stem(
+        x.data_ptr(), c, t, h, w, weight.data_ptr(), weight.shape[1], d, temporal.data_ptr(), kt, bias.data_ptr(),
+        y.data_ptr(), stride, band,
+    )
     return y
 
 
@@ -243,15 +277,38 @@ def _rows(name: str, m: torch.Tensor, shape: tuple[int, int]) -> None:
         raise ValueError(f"{name}: expected a {shape} matrix with contiguous rows, got shape {tuple(m.shape)}")
 
 
-def pack_weight(weight: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """A (K, N) matrix and its (N,) bias as ``gemm`` takes them: N padded with zeros to a multiple of 8."""
+def pack_weight(
+    weight: torch.Tensor, bias: torch.Tensor, dtype: torch.dtype = torch.float32
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A (K, N) matrix and its (N,) bias as ``gemm`` takes them: N padded with zeros to a multiple of 8.
+
+    float32: the (K, N8) matrix. bfloat16: rounded (to nearest even) and packed in pairs of rows,
+    ((K + 1) // 2, N8, 2) with ``[k, c] = (w[2k, c], w[2k + 1, c])``, for AVX512_BF16's pair products
+    (``has_bf16``). The bias stays float32.
+    """
+    if dtype not in (torch.float32, torch.bfloat16):
+        raise ValueError(f"dtype: expected torch.float32 or torch.bfloat16, got {dtype}")
     k, n = weight.shape
     padded = -(-n // 8) * 8
-    w = torch.zeros(k, padded, dtype=weight.dtype)
-    w[:, :n] = weight
-    b = torch.zeros(padded, dtype=bias.dtype)
+    w = torch.zeros(k + (k % 2 if dtype == torch.bfloat16 else 0), padded, dtype=torch.float32)
+    w[:k, :n] = weight
+    if dtype == torch.bfloat16:
+        w = w.to(torch.bfloat16).view(-1, 2, padded).transpose(1, 2).contiguous()
+    b = torch.zeros(padded, dtype=torch.float32)
     b[:n] = bias
     return w, b
+
+
+def _check_weight(lib: ctypes.CDLL, weight: torch.Tensor, k: int, padded: int) -> int:
+    """Check a ``pack_weight`` matrix for K inputs and ``padded`` columns; returns 1 if it is bfloat16, else 0."""
+    if weight.dtype not in (torch.float32, torch.bfloat16) or weight.device.type != "cpu":
+        raise ValueError(f"weight: expected a float32 or bfloat16 CPU tensor, got {weight.dtype} on {weight.device}")
+    if weight.dtype == torch.bfloat16 and not has_bf16(lib):
+        raise ValueError("weight: bfloat16, but this kernel library has no bfloat16 products (no AVX512_BF16)")
+    shape = (-(-k // 2), padded, 2) if weight.dtype == torch.bfloat16 else (k, padded)
+    if tuple(weight.shape) != shape or not weight.is_contiguous():
+        raise ValueError(f"weight: expected a contiguous {shape} tensor (pack_weight), got shape {tuple(weight.shape)}")
+    return int(weight.dtype == torch.bfloat16)
 
 
 def gemm(
@@ -268,21 +325,31 @@ def gemm(
     """``post(pre(A) @ weight[:, :n] + bias[:n] + residual)`` with ``A = torch.cat(a, dim=1)``, never materialised.
 
     ``a``: one (R, K) matrix or a sequence of (R, K_i) matrices; ``residual`` and ``out``: (R, n); all with
-    contiguous rows (any row stride: column slices work); ``weight``, ``bias``: from ``pack_weight``.
+    contiguous rows (any row stride: column slices work); ``weight``, ``bias``: from ``pack_weight``. A
+    single ``a`` may also be (G, R / G, K) with any strides but the last (rows in evenly spaced groups:
+    a spatially strided view of channels-last activations, read in place). A
+    bfloat16 ``weight`` makes the product bfloat16 x bfloat16 with float32 sums: ``pre(A)`` is rounded to
+    bfloat16 as it is read, everything else stays float32.
     ``pre(A) = silu(A * scale)`` per column when ``scale`` ((K,)) is given, else ``A``; ``post`` is ReLU
     when ``relu``. Writes into ``out`` (allocated if None; it must not overlap ``a``) and returns it.
     """
+    group = group_stride = 0
     parts = [a] if isinstance(a, torch.Tensor) else list(a)
-    rows = parts[0].shape[0]
-    for i, part in enumerate(parts):
-        if part.dim() != 2:
-            raise ValueError(f"a[{i}]: expected a matrix, got shape {tuple(part.shape)}")
-        _rows(f"a[{i}]", part, (rows, part.shape[1]))
-    k = sum(part.shape[1] for part in parts)
-    _check("weight", weight)
+    if len(parts) == 1 and parts[0].dim() == 3:  # rows in groups
+        grouped = parts[0]
+        _check("a", grouped, contiguous=False)
+        if grouped.stride(2) != 1:
+            raise ValueError(f"a: expected contiguous rows (last stride 1), got strides {grouped.stride()}")
+        rows, group, group_stride = grouped.shape[0] * grouped.shape[1], grouped.shape[1], grouped.stride(0)
+    else:
+        rows = parts[0].shape[0]
+        for i, part in enumerate(parts):
+            if part.dim() != 2:
+                raise ValueError(f"a[{i}]: expected a matrix, got shape {tuple(part.shape)}")
+            _rows(f"a[{i}]", part, (rows, part.shape[1]))
+    k = sum(part.shape[-1] for part in parts)
     padded = -(-n // 8) * 8
-    if weight.shape != (k, padded):
-        raise ValueError(f"weight: expected ({k}, {padded}) (pack_weight), got shape {tuple(weight.shape)}")
+    bf16 = _check_weight(lib, weight, k, padded)
     _check("bias", bias, (padded,))
     if scale is not None:
         _check("scale", scale, (k,))
@@ -292,10 +359,10 @@ def gemm(
         out = torch.empty(rows, n)
     _rows("out", out, (rows, n))
     ptrs = (ctypes.c_void_p * len(parts))(*(part.data_ptr() for part in parts))
-    strides = (ctypes.c_long * len(parts))(*(part.stride(0) for part in parts))
-    widths = (ctypes.c_int * len(parts))(*(part.shape[1] for part in parts))
+    strides = (ctypes.c_long * len(parts))(*(part.stride(-2) for part in parts))
+    widths = (ctypes.c_int * len(parts))(*(part.shape[-1] for part in parts))
     lib.vov3d_gemm(
-        ptrs, strides, widths, len(parts), rows, weight.data_ptr(), padded, n, bias.data_ptr(), _ptr(scale),
+        ptrs, strides, widths, len(parts), group, group_stride, rows, weight.data_ptr(), bf16, padded, n, bias.data_ptr(), _ptr(scale),
         _ptr(residual), residual.stride(0) if residual is not None else 0, int(relu), out.data_ptr(), out.stride(0),
     )
     return out

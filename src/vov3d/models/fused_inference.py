@@ -12,11 +12,12 @@
   the first 1x1x1 conv's output is large, that conv runs inside the same pass (``d2plus1d``);
 * X3D's 3x3x3 depthwise conv is oneDNN's (a fused kernel of ours for it was slower); its 1x1x1 convs
   use ``gemm`` as VoV3D's do;
-* the stem's temporal conv + BN + ReLU is one pass; its 1x3x3 conv and the head's pooling and last
-  linear layers are torch ops.
+* the stem is one pass that reads the (N, C, T, H, W) input as it is; the head's conv_5 is a ``gemm``,
+  its pooling and linear layers on one vector torch ops.
 
 So a D(2+1)D layer makes three passes over its activations (1x1x1, depthwise, 1x1x1) where the module
-tree makes about twelve. Outputs equal the folded model's to float32 rounding.
+tree makes about twelve. Outputs equal the folded model's to float32 rounding. With ``dtype=torch.bfloat16``
+the 1x1x1 convs run as bfloat16 products (inputs and weights rounded, float32 sums), the rest in float32.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from torch import nn
 
 from vov3d.models import cpu_kernels
 from vov3d.models.d2plus1d import D2Plus1D
-from vov3d.models.fast_blocks import FastHead, spatial_conv
+from vov3d.models.head import X3DHead
 from vov3d.models.network import VideoClassifier
 from vov3d.models.res_block import ResBlock
 from vov3d.models.squeeze_excitation import SqueezeExcitation
@@ -47,13 +48,14 @@ ONE_PASS_BYTES = 12 * 2**20
 
 
 class Pointwise:
-    """A folded 1x1x1 conv as the packed (C_in, C_out) matrix and bias that ``cpu_kernels.gemm`` takes."""
+    """A folded 1x1x1 conv as the packed (C_in, C_out) matrix and bias that ``cpu_kernels.gemm`` takes;
+    ``dtype`` bfloat16 packs the matrix for bfloat16 products (``cpu_kernels.pack_weight``)."""
 
-    def __init__(self, conv: nn.Conv3d) -> None:
+    def __init__(self, conv: nn.Conv3d, dtype: torch.dtype = torch.float32) -> None:
         if conv.bias is None:
             raise ValueError("expected a BN-folded model (every conv before a BN has a bias): call fold_batchnorms")
         matrix = conv.weight.detach().reshape(conv.out_channels, conv.in_channels).t()
-        self.weight, self.bias = cpu_kernels.pack_weight(matrix, conv.bias.detach())
+        self.weight, self.bias = cpu_kernels.pack_weight(matrix, conv.bias.detach(), dtype)
         self.dim_out = conv.out_channels
 
     def __call__(self, lib: ctypes.CDLL, x: torch.Tensor | list[torch.Tensor], **kw) -> torch.Tensor:
@@ -70,8 +72,8 @@ def se_scale(se: SqueezeExcitation, frame_sums: torch.Tensor, count: int) -> tor
 class Shortcut:
     """A folded ResBlock's shortcut: the input itself, or its strided 1x1x1 projection (``branch1``)."""
 
-    def __init__(self, block: ResBlock) -> None:
-        self.projection = None if block.branch1 is None else Pointwise(block.branch1)
+    def __init__(self, block: ResBlock, dtype: torch.dtype) -> None:
+        self.projection = None if block.branch1 is None else Pointwise(block.branch1, dtype)
         self.stride = None if block.branch1 is None else block.branch1.stride
 
     def __call__(self, lib: ctypes.CDLL, x: torch.Tensor) -> torch.Tensor:
@@ -79,21 +81,26 @@ class Shortcut:
         if self.projection is None:
             return x.view(-1, x.shape[-1])
         st, sh, sw = self.stride
-        return self.projection(lib, x[:, ::st, ::sh, ::sw].reshape(-1, x.shape[-1]))
+        strided = x[0, ::st, ::sh, ::sw]  # (T', Ho, Wo, C)
+        try:  # read in place: rows of Wo pixels, evenly spaced when (T', Ho) flatten (H even)
+            rows = strided.view(-1, strided.shape[2], strided.shape[3])
+        except RuntimeError:
+            rows = strided.reshape(-1, strided.shape[3])
+        return self.projection(lib, rows)
 
 
 class FusedD2Plus1D:
     """One folded ``D2Plus1D`` layer: weights rearranged for the kernels."""
 
-    def __init__(self, layer: D2Plus1D) -> None:
+    def __init__(self, layer: D2Plus1D, dtype: torch.dtype) -> None:
         d = layer.b1.out_channels
-        self.a = Pointwise(layer.a[0])
+        self.a = Pointwise(layer.a[0], dtype)
         self.temporal = layer.b2.weight.detach().reshape(d, -1).t().contiguous()  # (kt, D)
         self.spatial = layer.b1.weight.detach().reshape(d, 9).t().contiguous()  # (9, D)
         self.bias = layer.b2.bias.detach()
         self.stride = layer.b1.stride[1]
         self.se = layer.se
-        self.c = Pointwise(layer.c[0])
+        self.c = Pointwise(layer.c[0], dtype)
         self.has_residual = layer.has_residual
 
     def __call__(
@@ -121,12 +128,12 @@ class FusedD2Plus1D:
 class FusedTemporalOSABlock:
     """A folded VoV3D ``ResBlock``: shortcut + T-OSA, then ReLU."""
 
-    def __init__(self, block: ResBlock) -> None:
+    def __init__(self, block: ResBlock, dtype: torch.dtype) -> None:
         tosa: TemporalOSA = block.branch2
-        self.layers = [FusedD2Plus1D(layer) for layer in tosa.layers]
+        self.layers = [FusedD2Plus1D(layer, dtype) for layer in tosa.layers]
         self.include_input = tosa.include_input
-        self.aggregate = Pointwise(tosa.c)
-        self.shortcut = Shortcut(block)
+        self.aggregate = Pointwise(tosa.c, dtype)
+        self.shortcut = Shortcut(block, dtype)
 
     def __call__(self, lib: ctypes.CDLL, x: torch.Tensor) -> torch.Tensor:
         _, t, h, w, c_in = x.shape
@@ -145,14 +152,14 @@ class FusedX3DBlock:
     was slower), then SE + Swish fused into the last 1x1x1, whose output adds the shortcut and applies
     the block's ReLU."""
 
-    def __init__(self, block: ResBlock) -> None:
+    def __init__(self, block: ResBlock, dtype: torch.dtype) -> None:
         b: X3DBottleneck = block.branch2
-        self.a = Pointwise(b.a)
+        self.a = Pointwise(b.a, dtype)
         self.depthwise = b.b  # folded: a Conv3d with bias, channels_last_3d weights
         self.se = b.se
         self.no_scale = torch.ones(b.b.out_channels)
-        self.c = Pointwise(b.c)
-        self.shortcut = Shortcut(block)
+        self.c = Pointwise(b.c, dtype)
+        self.shortcut = Shortcut(block, dtype)
 
     def __call__(self, lib: ctypes.CDLL, x: torch.Tensor) -> torch.Tensor:
         _, t, h, w, c_in = x.shape
@@ -167,16 +174,33 @@ class FusedX3DBlock:
 
 
 class FusedStem:
-    """The folded X3D stem: its 1x3x3 conv (oneDNN, over frames), then temporal conv + bias + ReLU in one pass."""
+    """The folded X3D stem (1x3x3 conv, temporal conv + BN, ReLU) in one pass from the (N, C, T, H, W) input."""
 
     def __init__(self, stem: X3DStem) -> None:
-        self.conv_xy = stem.conv_xy
         d = stem.conv.out_channels
+        self.weight, _ = cpu_kernels.pack_weight(stem.conv_xy.weight.detach().reshape(d, -1).t(), torch.zeros(d))
+        self.stride = stem.conv_xy.stride[1]
         self.temporal = stem.conv.weight.detach().reshape(d, -1).t().contiguous()  # (kt, D)
         self.bias = stem.conv.bias.detach()
 
     def __call__(self, lib: ctypes.CDLL, x: torch.Tensor) -> torch.Tensor:
-        return cpu_kernels.temporal_bias_relu(lib, spatial_conv(x, self.conv_xy).contiguous(), self.temporal, self.bias)
+        """(1, T, Ho, Wo, D) of one contiguous clip (1, C, T, H, W)."""
+        return cpu_kernels.stem(lib, x, self.weight, self.temporal, self.bias, self.stride)
+
+
+class FusedHead:
+    """The folded global-pool head: conv_5 (+ BN) + ReLU as one ``gemm``, the average pool, then lin_5 + ReLU
+    and the projection (torch ops on one vector; dropout is off in eval mode)."""
+
+    def __init__(self, head: X3DHead, dtype: torch.dtype) -> None:
+        self.conv_5 = Pointwise(head.conv_5, dtype)
+        self.lin_5 = head.lin_5.weight.detach().flatten(1)
+        self.projection = head.projection
+
+    def __call__(self, lib: ctypes.CDLL, x: torch.Tensor) -> torch.Tensor:
+        """Logits (1, classes) of one clip's (1, T, H, W, C) features."""
+        y = self.conv_5(lib, x.view(-1, x.shape[-1]), relu=True).mean(dim=0, keepdim=True)
+        return self.projection(F.relu(F.linear(y, self.lin_5)))
 
 
 def fusable(model: nn.Module) -> bool:
@@ -187,35 +211,44 @@ def fusable(model: nn.Module) -> bool:
     weight = model.s1.pathway0_stem.conv.weight
     if weight.device.type != "cpu" or weight.dtype != torch.float32:
         return False
-    if model.head.pool != "global" or model.s1.pathway0_stem.conv.bias is None:
+    stem = model.s1.pathway0_stem
+    if model.head.pool != "global" or stem.conv.bias is None or stem.conv_xy.bias is not None:
         return False
     blocks = [b.branch2 for stage in (model.s2, model.s3, model.s4, model.s5) for b in stage]
     return all(isinstance(b, (TemporalOSA, X3DBottleneck)) for b in blocks)
 
 
 class FusedVideoClassifier(nn.Module):
-    """A BN-folded VoV3D or X3D ``VideoClassifier`` run with ``cpu_kernels`` (float32, CPU, no gradients).
+    """A BN-folded VoV3D or X3D ``VideoClassifier`` run with ``cpu_kernels`` (CPU, no gradients).
 
-    ``forward_nthwc`` takes a contiguous float32 (N, T, H, W, 3) batch.
+    Takes a contiguous float32 (N, C, T, H, W) batch, as the model does. ``dtype`` bfloat16 (where
+    ``cpu_kernels.has_bf16(lib)``) runs the 1x1x1 convs, which hold nearly all the multiply-adds, as
+    bfloat16 products with float32 sums: their weights and inputs are rounded to bfloat16; activations
+    stay float32 in memory, and the depthwise convs, stem, SE and head run in float32.
     """
 
-    def __init__(self, model: VideoClassifier, lib: ctypes.CDLL) -> None:
+    def __init__(self, model: VideoClassifier, lib: ctypes.CDLL, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         if not fusable(model):
             raise ValueError("FusedVideoClassifier needs a BN-folded float32 VoV3D or X3D on the CPU, global-pool head")
+        if dtype not in (torch.float32, torch.bfloat16):
+            raise ValueError(f"FusedVideoClassifier: dtype must be torch.float32 or torch.bfloat16, got {dtype}")
+        if dtype == torch.bfloat16 and not cpu_kernels.has_bf16(lib):
+            raise ValueError("FusedVideoClassifier: bfloat16 needs a CPU with AVX512_BF16 (cpu_kernels.has_bf16)")
         self.model = model
         self.lib = lib
+        self.dtype = dtype
         self.stem = FusedStem(model.s1.pathway0_stem)
         self.blocks: list[FusedTemporalOSABlock | FusedX3DBlock] = []
         for stage in (model.s2, model.s3, model.s4, model.s5):
             for block in stage:
                 fused_block = FusedTemporalOSABlock if isinstance(block.branch2, TemporalOSA) else FusedX3DBlock
-                self.blocks.append(fused_block(block))
-        self.head = FastHead(model.head)
+                self.blocks.append(fused_block(block, dtype))
+        self.head = FusedHead(model.head, dtype)
 
     @torch.no_grad()
-    def forward_nthwc(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits of a contiguous (N, T, H, W, 3) batch, one clip at a time: one clip's activations stay in
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of a contiguous (N, C, T, H, W) batch, one clip at a time: one clip's activations stay in
         the last-level cache far more than a batch's (measured: batch 8 as one batch ran 8-14% slower per
         clip than batch 1)."""
         return torch.cat([self._forward_clip(x[i : i + 1]) for i in range(x.shape[0])])
@@ -224,4 +257,4 @@ class FusedVideoClassifier(nn.Module):
         x = self.stem(self.lib, x)
         for block in self.blocks:
             x = block(self.lib, x)
-        return self.head(x)
+        return self.head(self.lib, x)

@@ -30,7 +30,7 @@ from torch import nn
 
 from vov3d.allocator import keep_freed_memory
 from vov3d.models import fast_blocks
-from vov3d.models.cpu_kernels import load_kernels
+from vov3d.models.cpu_kernels import has_bf16, load_kernels
 from vov3d.models.fast_blocks import FastVideoClassifier
 from vov3d.models.fused_inference import FusedVideoClassifier, fusable
 from vov3d.models.network import VideoClassifier, single_pathway
@@ -214,10 +214,10 @@ class PreparedModel(nn.Module):
                 return self.model(x)
             self.model.check_input(x)
             out_dtype = x.dtype
+            if self.fused is not None:  # float32 activations whatever its product dtype
+                return self.fused(x.to(torch.float32).contiguous()).to(out_dtype)
             x = x.to(self.dtype).permute(0, 2, 3, 4, 1).contiguous()
-            if self.fused is not None:
-                y = self.fused.forward_nthwc(x)
-            elif self.compiled is not None:
+            if self.compiled is not None:
                 y = self.compiled(x)
             else:
                 y = self.fast.forward_nthwc(x)
@@ -252,8 +252,8 @@ def prepare_for_inference(
     The copy is in eval mode, without gradients, with every BN folded into its conv
     (``fold_batchnorms``). Then it runs in one of four ways:
 
-    * ``kernels`` (the default for a float32 VoV3D or X3D on the CPU with the global-pool head, when
-      neither ``fast`` nor ``compile`` is asked for): vov3d's fused CPU kernels (``fused_inference``),
+    * ``kernels`` (the default for a VoV3D or X3D on the CPU with the global-pool head, when neither
+      ``fast`` nor ``compile`` is asked for): vov3d's fused CPU kernels (``fused_inference``),
       the fastest way on a CPU, without compiling the model. The kernel library is built with the
       system C compiler on first use (about a second) and cached in ``cache_dir``; without a compiler
       it warns and the module tree below runs instead. ``kernels=True`` insists (errors instead of
@@ -268,9 +268,12 @@ def prepare_for_inference(
     * otherwise the module tree, with its weights and inputs in ``channels_last_3d`` when ``channels_last``:
       also the default for a model on a GPU (not measured here: no GPU was available).
 
-    ``dtype=torch.bfloat16``: weights and activations in bfloat16 (the fast network, compiled or not;
-    matrix products accumulate in float32); inputs are cast, outputs returned in the input's dtype. Only
-    worth it where the CPU has bfloat16 instructions (``cpu_has_bf16()``).
+    ``dtype=torch.bfloat16``: with the kernels (the default where the kernel library has bfloat16
+    products, i.e. the CPU has AVX512_BF16: ``cpu_kernels.has_bf16``), the 1x1x1 convs run as bfloat16
+    products with float32 sums and everything else stays float32; otherwise (``fast``/``compile``, or no
+    AVX512_BF16) the fast network runs with bfloat16 weights and activations. Inputs are cast, outputs
+    returned in the input's dtype. Only worth it where the CPU has bfloat16 instructions
+    (``cpu_has_bf16()``).
 
     ``keep_memory``: call ``vov3d.allocator.keep_freed_memory()`` (process-wide: glibc malloc keeps freed
     memory instead of unmapping it, so large activations do not page-fault in at every call; a no-op
@@ -280,8 +283,8 @@ def prepare_for_inference(
     """
     if dtype not in (torch.float32, torch.bfloat16):
         raise ValueError(f"dtype must be torch.float32 or torch.bfloat16, got {dtype}")
-    if kernels and (fast or compile or dtype != torch.float32):
-        raise ValueError("kernels=True runs float32 with vov3d's own kernels: not with fast, compile or bfloat16")
+    if kernels and (fast or compile):
+        raise ValueError("kernels=True runs vov3d's own kernels: not with fast or compile")
     if keep_memory:
         keep_freed_memory()
     prepared = copy.deepcopy(model).eval()
@@ -292,13 +295,16 @@ def prepare_for_inference(
         prepared = prepared.to(memory_format=torch.channels_last_3d)
     if kernels and not fusable(prepared):
         raise ValueError("kernels=True needs a float32 VoV3D or X3D VideoClassifier on the CPU, global-pool head")
-    by_default = kernels is None and fast is None and not compile and dtype == torch.float32
+    by_default = kernels is None and fast is None and not compile
     if kernels or (by_default and fusable(prepared)):
         lib = load_kernels(cache_dir if cache_dir is not None else default_cache_dir())
-        if lib is not None:
-            return PreparedModel(prepared, False, fused=FusedVideoClassifier(prepared, lib)).eval()
-        if kernels:
+        if lib is not None and (dtype == torch.float32 or has_bf16(lib)):
+            fused = FusedVideoClassifier(prepared, lib, dtype)
+            return PreparedModel(prepared, False, dtype=dtype, fused=fused).eval()
+        if kernels and lib is None:
             raise RuntimeError("kernels=True: vov3d's CPU kernels could not be built (see the warning above)")
+        if kernels:
+            raise RuntimeError("kernels=True with bfloat16: this CPU has no AVX512_BF16 (cpu_kernels.has_bf16)")
     if fast is None:
         fast = compile or dtype != torch.float32
     use_fast = fast and _fast_supported(prepared)

@@ -222,32 +222,15 @@ void vov3d_depthwise_st(const float *x, const float *wt, int kt, const float *ws
     }
 }
 
-/* The stem's temporal conv, its bias and ReLU in one pass: y = ReLU(bias + Tm(x)), Tm the kt x 1 x 1
- * depthwise conv with zero padding kt/2.  x, y: (N, T, H, W, D); wt: (kt, D); bias: (D). */
-void vov3d_temporal_bias_relu(const float *x, const float *wt, int kt, const float *bias, float *y, int n, int t,
-                              long hw, int d) {
-    const long frame = hw * d;
-    const long chunk = 256; /* pixels per task */
-    const long chunks = (hw + chunk - 1) / chunk;
-    if (kt > 16) return;
-#pragma omp parallel for schedule(static)
-    for (long task = 0; task < (long)n * t * chunks; task++) {
-        const long f = task / chunks, p0 = (task % chunks) * chunk;
-        const long np = hw - p0 < chunk ? hw - p0 : chunk;
-        const float *src[16], *tap[16];
-        const int k = temporal_sources(x + (f / t) * t * frame, wt, kt, t, (int)(f % t), frame, d, src, tap);
-        temporal_mix(src, tap, k, p0 * d, np, d, 0, bias, 1, y + f * frame + p0 * d);
-    }
-}
-
 /* The matrix product of a 1x1x1 conv with what surrounds it in a VoV3D layer, fused:
  *   C[r, :] = post(pre(A[r, :]) @ B + bias + Res[r, :])   for r < rows,
  * where A = [A_0 | A_1 | ...] is the concatenation along columns of nseg matrices (T-OSA's aggregation
  * reads the layer outputs where they are: no concatenation is ever written), A_i with ka[i] columns and
- * row stride lda[i]; pre(a)[k] = Swish(a[k] * scale[k]) when scale is given (squeeze-excitation + Swish),
- * else a; post = ReLU when relu, else identity; Res (residual) may be NULL. Res and C have contiguous rows
- * and their own row strides; C must not overlap A. B is (K, ldb) row-major and bias (ldb), ldb >= N a
- * multiple of 8, with zeros beyond N.
+ * row stride lda[i] (A_0's rows may also come in groups of `group` rows, groups `group_stride` floats apart:
+ * a strided shortcut read in place); pre(a)[k] = Swish(a[k] * scale[k]) when scale is given
+ * (squeeze-excitation + Swish), else a; post = ReLU when relu, else identity; Res (residual) may be NULL.
+ * Res and C have contiguous rows and their own row strides; C must not overlap A. B is (K, ldb) row-major
+ * and bias (ldb), ldb >= N a multiple of 8, with zeros beyond N (bf16: see gemm_block_bf16).
  * Narrow products (N or K of 24-96) are where MKL reaches only 40-70% of its peak; this kernel keeps an
  * 8-row by 32-column block of C in registers (8 x 2 vectors) while it runs over K. */
 #define GEMM_MR 8
@@ -356,21 +339,140 @@ static void gemm_block(const float *A, int K, const float *B, long ldb, int N, c
     for (; c < N; c += 8) gemm_cols8(A, K, B, ldb, c, N - c < 8 ? N - c : 8, bias, res, ldr, relu, C, ldc, mr);
 }
 
-void vov3d_gemm(const float *const *A, const long *lda, const int *ka, int nseg, long rows, const float *B,
-                long ldb, int N, const float *bias, const float *scale, const float *res, long ldr, int relu, float *C,
-                long ldc) {
+#if defined(__AVX512BF16__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#define HAVE_BF16 1
+/* The same products with bfloat16 inputs (AVX512_BF16's dot product of pairs, float32 accumulation):
+ * A's rows are rounded to bfloat16 as they are gathered; B is packed as (ceil(K / 2), ldb, 2) bfloat16
+ * pairs, B2[k][c] = (B[2k][c], B[2k + 1][c]), zero beyond K and N. Twice the float32 rate. */
+
+/* dst[0:n] = pre(src[0:n]) rounded to bfloat16 (nearest even), pre(v) = Swish(v * scale) when scale is
+ * given, else v: one pass, 16 at a time, the tail through masks. */
+static void pre_bf16(const float *src, int n, const float *scale, uint16_t *dst) {
+    for (int j = 0; j < n; j += 16) {
+        const __mmask16 m = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(m, src + j);
+        if (scale) v = (__m512)silu16((vf16)_mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, scale + j)));
+        _mm256_mask_storeu_epi16(dst + j, m, (__m256i)_mm512_cvtneps_pbh(v));
+    }
+}
+
+/* C[r, c:c + 16 * nv + (8 if has8)] for 8 rows of A (bf16 pairs, K2 per row; r < mr stored): nv 16-wide
+ * vectors (0-2) and, when has8, one 8-wide vector of which nc lanes are stored. nv and has8 are
+ * constants at every call (always inlined), so each call is its own loop with its accumulators in registers. */
+static inline __attribute__((always_inline)) void tile_bf16(const uint32_t *A, int K2, const uint16_t *B, long ldb,
+                                                            int c, int nv, int has8, int nc, const float *bias,
+                                                            const float *res, long ldr, int relu, float *C, long ldc,
+                                                            int mr) {
+    __m512 acc0[GEMM_MR], acc1[GEMM_MR];
+    __m256 acc8[GEMM_MR];
+#pragma GCC unroll 8
+    for (int r = 0; r < GEMM_MR; r++) acc0[r] = acc1[r] = _mm512_setzero_ps(), acc8[r] = _mm256_setzero_ps();
+    for (int k = 0; k < K2; k++) {
+        const uint16_t *b = B + ((long)k * ldb + c) * 2;
+        const __m512bh b0 = (__m512bh)_mm512_loadu_si512(b);
+        const __m512bh b1 = nv > 1 ? (__m512bh)_mm512_loadu_si512(b + 32) : b0;
+        const __m256bh b8 = has8 ? (__m256bh)_mm256_loadu_si256((const __m256i *)(b + nv * 32))
+                                 : (__m256bh)_mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int r = 0; r < GEMM_MR; r++) {
+            const __m512i a = _mm512_set1_epi32((int)A[(long)r * K2 + k]);
+            if (nv > 0) acc0[r] = _mm512_dpbf16_ps(acc0[r], (__m512bh)a, b0);
+            if (nv > 1) acc1[r] = _mm512_dpbf16_ps(acc1[r], (__m512bh)a, b1);
+            if (has8) acc8[r] = _mm256_dpbf16_ps(acc8[r], (__m256bh)_mm512_castsi512_si256(a), b8);
+        }
+    }
+    for (int r = 0; r < mr; r++) {
+        const float *rr = res ? res + r * ldr + c : NULL;
+        float *out = C + r * ldc + c;
+        if (nv > 0) store16((vf16)acc0[r] + *(const vf16 *)(bias + c), rr, relu, out);
+        if (nv > 1) store16((vf16)acc1[r] + *(const vf16 *)(bias + c + 16), rr ? rr + 16 : NULL, relu, out + 16);
+        if (has8)
+            store8((vf8)acc8[r] + *(const vf8 *)(bias + c + 16 * nv), nc, rr ? rr + 16 * nv : NULL, relu,
+                   out + 16 * nv);
+    }
+}
+
+/* gemm_block with bf16 inputs: A is 8 rows of K2 bf16 pairs (as uint32), B packed as above. */
+static void gemm_block_bf16(const uint32_t *A, int K2, const uint16_t *B, long ldb, int N, const float *bias,
+                            const float *res, long ldr, int relu, float *C, long ldc, int mr) {
+    int c = 0;
+    for (; c + 32 <= N; c += 32) tile_bf16(A, K2, B, ldb, c, 2, 0, 0, bias, res, ldr, relu, C, ldc, mr);
+    if (N - c > 16 && N - c <= 24) { /* 17-24 columns: one pass over K */
+        tile_bf16(A, K2, B, ldb, c, 1, 1, N - c - 16, bias, res, ldr, relu, C, ldc, mr);
+        c = N;
+    }
+    for (; c + 16 <= N; c += 16) tile_bf16(A, K2, B, ldb, c, 1, 0, 0, bias, res, ldr, relu, C, ldc, mr);
+    for (; c < N; c += 8) tile_bf16(A, K2, B, ldb, c, 0, 1, N - c < 8 ? N - c : 8, bias, res, ldr, relu, C, ldc, mr);
+}
+
+/* Rows a[r * lda] (r < mr, K floats each) rounded into the bf16 block buf (8 rows of K2 pairs, zero rows
+ * and a zero after an odd K), then the product. */
+static void gemm_rows_bf16(const float *a, long lda, int K, uint16_t *buf, const uint16_t *B, long ldb, int N,
+                           const float *bias, const float *res, long ldr, int relu, float *C, long ldc, int mr) {
+    const int k2 = (K + 1) / 2;
+    for (int r = 0; r < GEMM_MR; r++) {
+        uint16_t *dst = buf + (long)r * k2 * 2;
+        if (r >= mr) {
+            memset(dst, 0, sizeof(uint16_t) * (size_t)k2 * 2);
+            continue;
+        }
+        pre_bf16(a + r * lda, K, NULL, dst);
+        if (K % 2) dst[K] = 0;
+    }
+    gemm_block_bf16((const uint32_t *)buf, k2, B, ldb, N, bias, res, ldr, relu, C, ldc, mr);
+}
+#else
+#define HAVE_BF16 0
+#endif
+
+/* Whether this build has the bfloat16 products (the CPU it was built for has AVX512_BF16). */
+int vov3d_has_bf16(void) { return HAVE_BF16; }
+
+/* Where row `row` of A's segment i starts (see vov3d_gemm's group). */
+static inline const float *row_source(const float *const *A, const long *lda, long group, long group_stride, int i,
+                                      long row) {
+    return group && !i ? A[0] + row / group * group_stride + row % group * lda[0] : A[i] + row * lda[i];
+}
+
+/* B is float32 (K, ldb), or bf16 pairs ((K + 1) / 2, ldb, 2) when bf16 (only in a build with HAVE_BF16).
+ * group = 0: A_0's rows are lda[0] apart; else row r is at (r / group) * group_stride + (r % group) * lda[0]. */
+void vov3d_gemm(const float *const *A, const long *lda, const int *ka, int nseg, long group, long group_stride,
+                long rows, const void *B, int bf16, long ldb, int N, const float *bias, const float *scale,
+                const float *res, long ldr, int relu, float *C, long ldc) {
     const long blocks = (rows + GEMM_MR - 1) / GEMM_MR;
     int K = 0;
     for (int i = 0; i < nseg; i++) K += ka[i];
-    const int direct = nseg == 1 && lda[0] == K && !scale;
+    const int direct = nseg == 1 && lda[0] == K && !scale && !group;
 #pragma omp parallel
     {
         /* The A block, gathered (and transformed by pre) into a contiguous, zero-padded buffer. */
-        float *buf = (float *)malloc(sizeof(float) * (size_t)GEMM_MR * K);
+        float *buf = bf16 ? NULL : (float *)malloc(sizeof(float) * (size_t)GEMM_MR * K);
+        uint16_t *buf16 = bf16 ? (uint16_t *)malloc(sizeof(uint16_t) * (size_t)GEMM_MR * (K + 1)) : NULL;
 #pragma omp for schedule(static)
         for (long blk = 0; blk < blocks; blk++) {
             const long r0 = blk * GEMM_MR;
             const int mr = rows - r0 < GEMM_MR ? (int)(rows - r0) : GEMM_MR;
+            float *c = C + r0 * ldc;
+            const float *rs = res ? res + r0 * ldr : NULL;
+#if HAVE_BF16
+            if (bf16) { /* gathered, pre applied and rounded in one pass per row */
+                const int kp = (K + 1) / 2 * 2;
+                for (int r = 0; r < GEMM_MR; r++) {
+                    uint16_t *dst = buf16 + (long)r * kp;
+                    if (r >= mr) {
+                        memset(dst, 0, sizeof(uint16_t) * (size_t)kp);
+                        continue;
+                    }
+                    for (int i = 0, k0 = 0; i < nseg; k0 += ka[i], i++)
+                        pre_bf16(row_source(A, lda, group, group_stride, i, r0 + r), ka[i], scale ? scale + k0 : NULL,
+                                 dst + k0);
+                    if (K % 2) dst[K] = 0;
+                }
+                gemm_block_bf16((const uint32_t *)buf16, kp / 2, (const uint16_t *)B, ldb, N, bias, rs, ldr, relu, c,
+                                ldc, mr);
+                continue;
+            }
+#endif
             const float *a = A[0] + r0 * lda[0];
             if (!direct || mr < GEMM_MR) {
                 for (int r = 0; r < GEMM_MR; r++) {
@@ -380,7 +482,8 @@ void vov3d_gemm(const float *const *A, const long *lda, const int *ka, int nseg,
                         continue;
                     }
                     for (int i = 0, k0 = 0; i < nseg; k0 += ka[i], i++)
-                        memcpy(dst + k0, A[i] + (r0 + r) * lda[i], sizeof(float) * (size_t)ka[i]);
+                        memcpy(dst + k0, row_source(A, lda, group, group_stride, i, r0 + r),
+                               sizeof(float) * (size_t)ka[i]);
                     if (scale) {
 #pragma omp simd
                         for (int k = 0; k < K; k++) dst[k] *= scale[k];
@@ -389,28 +492,136 @@ void vov3d_gemm(const float *const *A, const long *lda, const int *ka, int nseg,
                 if (scale) silu_row(buf, (long)GEMM_MR * K); /* the whole block at once: one tail, not 8 */
                 a = buf;
             }
-            gemm_block(a, K, B, ldb, N, bias, res ? res + r0 * ldr : NULL, ldr, relu, C + r0 * ldc, ldc, mr);
+            gemm_block(a, K, (const float *)B, ldb, N, bias, rs, ldr, relu, c, ldc, mr);
         }
+        free(buf16);
         free(buf);
     }
 }
 
 /* Rows [ih0, ih0 + nin) of one frame (clipped to [0, h)) through the 1x1x1 conv: C = A @ B + bias with A the
- * frame's (h * w, cin) pixels; row ih0 + r lands at dst + r * w * d. */
-static void band_pointwise(const float *frame, int cin, const float *B, long ldb, const float *bias, int ih0,
-                           int nin, int h, int w, int d, float *dst, float *abuf) {
+ * frame's (h * w, cin) pixels; row ih0 + r lands at dst + r * w * d. B as in vov3d_gemm; abuf: 8 * cin floats,
+ * or 8 * (cin + 1) bf16 when bf16. */
+static void band_pointwise(const float *frame, int cin, const void *B, int bf16, long ldb, const float *bias, int ih0,
+                           int nin, int h, int w, int d, float *dst, void *abuf) {
     const int r0 = ih0 < 0 ? 0 : ih0, r1 = ih0 + nin > h ? h : ih0 + nin;
     const long p1 = (long)r1 * w;
     float *out = dst + (long)(r0 - ih0) * w * d;
     for (long p = (long)r0 * w; p < p1; p += GEMM_MR, out += (long)GEMM_MR * d) {
         const int mr = p1 - p < GEMM_MR ? (int)(p1 - p) : GEMM_MR;
         const float *a = frame + p * cin;
+#if HAVE_BF16
+        if (bf16) { /* rounds only the mr rows of the frame: nothing beyond it is read */
+            gemm_rows_bf16(a, cin, cin, (uint16_t *)abuf, (const uint16_t *)B, ldb, d, bias, NULL, 0, 0, out, d, mr);
+            continue;
+        }
+#endif
         if (mr < GEMM_MR) { /* the last block: zero-padded copy, so that no row beyond the frame is read */
             memset(abuf, 0, sizeof(float) * (size_t)GEMM_MR * cin);
             memcpy(abuf, a, sizeof(float) * (size_t)mr * cin);
-            a = abuf;
+            a = (const float *)abuf;
         }
-        gemm_block(a, cin, B, ldb, d, bias, NULL, 0, 0, out, d, mr);
+        gemm_block(a, cin, (const float *)B, ldb, d, bias, NULL, 0, 0, out, d, mr);
+    }
+}
+
+/* out[r, c:c + 16 * nv + (8 if has8)] = sum_{q < nq, dw < 3} rows[q][(col0 + r) * stride + dw] *
+ * B[q * 3 + dw, c:...] for the 8 output pixels r (r < mr stored, out rows N apart; of the 8-wide part, nc
+ * lanes): a product whose A is read in place from the padded input rows (no gathered patch matrix), each
+ * value broadcast once to all the output channels' vectors. nv (0/1) and has8 are constants at every call. */
+static inline __attribute__((always_inline)) void stem_tile(const float *const *rows, int nq, int col0, int stride,
+                                                            const float *B, long ldb, int c, int nv, int has8,
+                                                            int nc, int N, float *out, int mr) {
+    vf16 acc[GEMM_MR];
+    vf8 acc8[GEMM_MR];
+#pragma GCC unroll 8
+    for (int r = 0; r < GEMM_MR; r++) acc[r] = (vf16){0}, acc8[r] = (vf8){0};
+    for (int q = 0; q < nq; q++)
+        for (int dw = 0; dw < 3; dw++) {
+            const float *b = B + (long)(q * 3 + dw) * ldb + c;
+            const vf16 b16 = nv ? *(const vf16 *)b : (vf16){0};
+            const vf8 b8 = has8 ? *(const vf8 *)(b + 16 * nv) : (vf8){0};
+            const float *src = rows[q] + (long)col0 * stride + dw;
+#pragma GCC unroll 8
+            for (int r = 0; r < GEMM_MR; r++) {
+                if (nv) acc[r] += src[r * stride] * b16;
+                if (has8) acc8[r] += src[r * stride] * b8;
+            }
+        }
+    for (int r = 0; r < mr; r++) {
+        if (nv) store16(acc[r], NULL, 0, out + (long)r * N + c);
+        if (has8) store8(acc8[r], nc, NULL, 0, out + (long)r * N + c + 16 * nv);
+    }
+}
+
+/* stem_tile over the N output channels (B padded to a multiple of 8 columns): 16 at a time, with 17-24
+ * left (the stem's 24) in one pass. */
+static void stem_block(const float *const *rows, int nq, int col0, int stride, const float *B, long ldb, int N,
+                       float *out, int mr) {
+    int c = 0;
+    for (; N - c > 24 || N - c == 16; c += 16) stem_tile(rows, nq, col0, stride, B, ldb, c, 1, 0, 0, N, out, mr);
+    if (N - c > 16) {
+        stem_tile(rows, nq, col0, stride, B, ldb, c, 1, 1, N - c - 16, N, out, mr);
+        return;
+    }
+    for (; c < N; c += 8)
+        stem_tile(rows, nq, col0, stride, B, ldb, c, 0, 1, N - c < 8 ? N - c : 8, N, out, mr);
+}
+
+/* The whole X3D stem, from the network's input layout, for one clip:
+ *   y = ReLU(bias + Tm(S(x))),
+ * S the 1 x 3 x 3 conv (padding 1, spatial stride `stride`, no bias), Tm the kt x 1 x 1 depthwise conv (zero
+ * padding kt/2) with the folded BN's bias. A task computes `band` output rows of every frame: S's rows of
+ * each frame the temporal taps reach go into a ring of kt frames (they stay in L2; each is computed once),
+ * then the frames are mixed. S reads the input rows in place (stem_block): no layout change of the input,
+ * no patch matrix, and S's output is never written to memory.
+ *   x: (cin, T, H, W); B: (cin * 9, ldb) packed as for vov3d_gemm, S's matrix [c * 9 + dh * 3 + dw, :];
+ *   wt: (kt, N); bias: (N); y: (T, Ho, Wo, N). */
+void vov3d_stem(const float *x, int cin, int t, int h, int w, const float *B, long ldb, int N, const float *wt,
+                int kt, const float *bias, float *y, int stride, int band) {
+    const int ho = (h - 1) / stride + 1, wo = (w - 1) / stride + 1, nq = cin * 3;
+    const int bands = (ho + band - 1) / band;
+    const long plane = (long)t * h * w, padded = w + 2 + (long)GEMM_MR * stride; /* room for a last partial block */
+    const long slot = (long)band * wo * N;
+    if (nq > 48 || kt > 16) return; /* the Python wrapper rejects this */
+#pragma omp parallel
+    {
+        float *in = (float *)calloc((size_t)nq * padded, sizeof(float)); /* padding columns stay zero */
+        float *ring = (float *)malloc(sizeof(float) * (size_t)(kt * slot));
+        const float *rows[48];
+        for (int q = 0; q < nq; q++) rows[q] = in + q * padded;
+#pragma omp for schedule(static)
+        for (int b = 0; b < bands; b++) {
+            const int oh0 = b * band, oh1 = oh0 + band < ho ? oh0 + band : ho;
+            int held[16];
+            for (int j = 0; j < kt; j++) held[j] = -1;
+            for (int ti = 0; ti < t; ti++) {
+                const float *src[16], *tap[16];
+                int k = 0;
+                for (int j = 0; j < kt; j++) {
+                    const int tj = ti + j - kt / 2;
+                    if (tj < 0 || tj >= t) continue;
+                    float *conv = ring + (long)(tj % kt) * slot;
+                    for (int oh = oh0; held[tj % kt] != tj && oh < oh1; oh++) { /* S's rows of frame tj */
+                        for (int q = 0; q < nq; q++) {
+                            const int ih = oh * stride - 1 + q % 3;
+                            float *row = in + q * padded + 1;
+                            if (ih < 0 || ih >= h) memset(row, 0, sizeof(float) * (size_t)w);
+                            else memcpy(row, x + (q / 3) * plane + ((long)tj * h + ih) * w, sizeof(float) * (size_t)w);
+                        }
+                        for (int ow0 = 0; ow0 < wo; ow0 += GEMM_MR)
+                            stem_block(rows, nq, ow0, stride, B, ldb, N, conv + ((long)(oh - oh0) * wo + ow0) * N,
+                                       wo - ow0 < GEMM_MR ? wo - ow0 : GEMM_MR);
+                    }
+                    held[tj % kt] = tj;
+                    src[k] = conv;
+                    tap[k++] = wt + (long)j * N;
+                }
+                temporal_mix(src, tap, k, 0, (long)(oh1 - oh0) * wo, N, 0, bias, 1, y + ((long)ti * ho + oh0) * wo * N);
+            }
+        }
+        free(ring);
+        free(in);
     }
 }
 
@@ -420,10 +631,10 @@ static void band_pointwise(const float *frame, int cin, const float *B, long ldb
  * A task computes `band` output rows of every frame: for each output frame it runs the 1x1x1 conv on the
  * input rows the band needs (its halo rows are computed by both neighbouring bands) of the one new frame
  * the temporal taps reach (a ring of kt frames), mixes the frames, and runs the 3x3 conv.
- *   x: (T, H, W, cin); wa: (cin, ldw) and ba: (ldw) packed as for vov3d_gemm; wt: (kt, D); ws: (9, D);
+ *   x: (T, H, W, cin); wa (bf16 pairs when bf16) and ba: (ldw) packed as for vov3d_gemm; wt: (kt, D); ws: (9, D);
  *   bias: (D); y: (T, Ho, Wo, D); band_sum: (bands, T, D) per-band frame sums of y before Swish, or NULL. */
-void vov3d_d2plus1d(const float *x, int cin, const float *wa, long ldw, const float *ba, const float *wt, int kt,
-                    const float *ws, const float *bias, float *y, float *band_sum, int t, int h, int w, int d,
+void vov3d_d2plus1d(const float *x, int cin, const void *wa, int bf16, long ldw, const float *ba, const float *wt,
+                    int kt, const float *ws, const float *bias, float *y, float *band_sum, int t, int h, int w, int d,
                     int stride, int band, int silu_out) {
     const int ho = (h - 1) / stride + 1, wo = (w - 1) / stride + 1;
     const int bands = (ho + band - 1) / band;
@@ -434,7 +645,7 @@ void vov3d_d2plus1d(const float *x, int cin, const float *wa, long ldw, const fl
     {
         float *ring = (float *)malloc(sizeof(float) * (size_t)(kt * slot));
         float *mixed = (float *)malloc(sizeof(float) * (size_t)(rows_in * padded_row));
-        float *abuf = (float *)malloc(sizeof(float) * (size_t)GEMM_MR * cin);
+        void *abuf = malloc(sizeof(float) * (size_t)GEMM_MR * (cin + 1)); /* 8 float rows, or 8 bf16 pair rows */
 #pragma omp for schedule(static)
         for (int b = 0; b < bands; b++) {
             const int oh0 = b * band, oh1 = oh0 + band < ho ? oh0 + band : ho;
@@ -450,7 +661,7 @@ void vov3d_d2plus1d(const float *x, int cin, const float *wa, long ldw, const fl
                     if (tj < 0 || tj >= t) continue;
                     float *conv = ring + (long)(tj % kt) * slot;
                     if (held[tj % kt] != tj) {
-                        band_pointwise(x + tj * frame, cin, wa, ldw, ba, ih0, nin, h, w, d, conv, abuf);
+                        band_pointwise(x + tj * frame, cin, wa, bf16, ldw, ba, ih0, nin, h, w, d, conv, abuf);
                         held[tj % kt] = tj;
                     }
                     src[k] = conv;
