@@ -17,12 +17,15 @@ Levers (``--levers``; each a way to run the same weights):
   freezing (package cached on disk: compiled once per shape and weights, ever);
 * ``kernels``: ``prepare_for_inference(model)``, the default: folded, vov3d's fused CPU kernels
   (``models/fused_inference.py``), eager, no compilation of the model;
-* ``bf16``: ``compiled`` in bfloat16 (``dtype=torch.bfloat16``), where the CPU has bfloat16.
+* ``bf16``: ``compiled`` in bfloat16 (``dtype=torch.bfloat16``), where the CPU has bfloat16;
+* ``kernels_bf16``: ``prepare_for_inference(model, dtype=torch.bfloat16)``: ``kernels`` with the 1x1x1
+  convs as bfloat16 products (float32 sums and activations), where the kernels have AVX512_BF16.
 
 For each model and batch size it prints ms per clip, the speed-up over ``plain``, the ratio to the
 roofline floor (``benchmarks/roofline.py``; machine limits measured at the start and at the end of this
 run, the best of the two: a busy moment only lowers them; bf16 against the bfloat16 floor) and the
-largest output difference from ``plain``; then the paper's comparisons (VoV3D-M vs X3D-M, VoV3D-L vs
+largest output difference from ``plain`` (bf16 levers: also the ratio to the float32 compute floor,
+issue 4's bfloat16 target); then the paper's comparisons (VoV3D-M vs X3D-M, VoV3D-L vs
 X3D-L) at each lever and between each model's fastest float32 preparation. Models are built with ``torch.manual_seed(0)`` so that compiled packages are
 reused between runs. The allocator is set up as ``vov3d.prepare_for_inference`` does
 (``vov3d.allocator.keep_freed_memory``) unless ``--malloc-defaults``; the header says which ran.
@@ -44,7 +47,8 @@ from roofline import MachineLimits, measure_machine, meta_model, model_floor  # 
 from vov3d.allocator import keep_freed_memory  # noqa: E402
 from vov3d.models.inference import cpu_has_bf16  # noqa: E402
 
-LEVERS = ("plain", "cl_fold", "inductor", "fast", "compiled", "kernels", "bf16")
+LEVERS = ("plain", "cl_fold", "inductor", "fast", "compiled", "kernels", "bf16", "kernels_bf16")
+BF16_LEVERS = ("bf16", "kernels_bf16")
 PREPARED = ("cl_fold", "fast", "compiled", "kernels")  # float32 preparations of vov3d
 
 
@@ -70,6 +74,8 @@ def build_runners(name: str, levers: list[str], cache_dir: str | None) -> tuple[
             runners[lever] = vov3d.prepare_for_inference(
                 model, compile=True, cache_dir=cache_dir, dtype=torch.bfloat16
             )
+        elif lever == "kernels_bf16":
+            runners[lever] = vov3d.prepare_for_inference(model, kernels=True, cache_dir=cache_dir, dtype=torch.bfloat16)
     return model, runners
 
 
@@ -87,9 +93,10 @@ def main() -> None:
     levers = list(args.levers)
     if args.inductor_baseline and "inductor" not in levers:
         levers.insert(levers.index("fast") if "fast" in levers else len(levers), "inductor")
-    if "bf16" in levers and not cpu_has_bf16():
-        print("# no bfloat16 instructions on this CPU: skipping the bf16 lever")
-        levers.remove("bf16")
+    for lever in BF16_LEVERS:
+        if lever in levers and not cpu_has_bf16():
+            print(f"# no bfloat16 instructions on this CPU: skipping the {lever} lever")
+            levers.remove(lever)
     if not args.malloc_defaults:
         keep_freed_memory()
 
@@ -98,7 +105,7 @@ def main() -> None:
     limits_start = measure_machine()
     print(f"# machine at start: {limits_start.describe()}")
     print(f"# input {args.frames}x{args.size}x{args.size}, eval mode, median of {args.iters} runs; ms per clip")
-    print(f"{'model':<11} {'batch':>5} {'lever':<9} {'ms/clip':>9} {'max|diff|':>10} {'first call s':>12}")
+    print(f"{'model':<11} {'batch':>5} {'lever':<12} {'ms/clip':>9} {'max|diff|':>10} {'first call s':>12}")
     results: dict[tuple[str, int, str], float] = {}
     diffs: dict[tuple[str, int, str], float] = {}
     for name in args.models:
@@ -117,7 +124,7 @@ def main() -> None:
                     t = time_call(lambda: runner(x), warmup=1, iters=args.iters, min_seconds=args.min_seconds)
                 results[(name, batch, lever)] = t / batch
                 diffs[(name, batch, lever)] = diff
-                print(f"{name:<11} {batch:>5} {lever:<9} {t / batch * 1e3:>9.1f} {diff:>10.1e} {first:>12.1f}", flush=True)
+                print(f"{name:<11} {batch:>5} {lever:<12} {t / batch * 1e3:>9.1f} {diff:>10.1e} {first:>12.1f}", flush=True)
     limits_end = measure_machine()
     print(f"# machine at end: {limits_end.describe()}")
     # A busy moment can only make a measured limit lower: the floor uses the best of the two.
@@ -128,25 +135,29 @@ def main() -> None:
     )
     print(f"# load average at end: {os.getloadavg()[0]:.2f}")
     print(f"# floors from the best of start and end: {limits.describe()}")
-    print(f"{'model':<11} {'batch':>5} {'lever':<9} {'ms/clip':>9} {'vs plain':>9} {'vs floor':>9} {'max|diff|':>10}")
+    print(f"{'model':<11} {'batch':>5} {'lever':<12} {'ms/clip':>9} {'vs plain':>9} {'vs floor':>9} {'max|diff|':>10}")
     for name in args.models:
         for batch in args.batch_sizes:
             floor = model_floor(meta_model(name), limits, args.frames, args.size, batch)
             floor16 = model_floor(meta_model(name), limits, args.frames, args.size, batch, torch.bfloat16)
             print(
-                f"{name:<11} {batch:>5} {'floor':<9} {floor.roofline_s * 1e3:>9.1f}   "
+                f"{name:<11} {batch:>5} {'floor':<12} {floor.roofline_s * 1e3:>9.1f}   "
                 f"(float32: compute {floor.compute_s * 1e3:.1f} ms, memory {floor.memory_s * 1e3:.1f} ms; "
                 f"bfloat16 roofline {floor16.roofline_s * 1e3:.1f} ms)"
             )
             plain = results.get((name, batch, "plain"))
             for lever in levers:
                 per_clip = results[(name, batch, lever)]
-                ref_floor = floor16 if lever == "bf16" else floor
+                ref_floor = floor16 if lever in BF16_LEVERS else floor
                 print(
-                    f"{name:<11} {batch:>5} {lever:<9} {per_clip * 1e3:>9.1f} "
-                    f"{(plain / per_clip if plain else float('nan')):>8.2f}x "
-                    f"{per_clip / ref_floor.roofline_s:>8.2f}x {diffs[(name, batch, lever)]:>10.1e}"
-                    + (f"   (float32 compute floor {floor.compute_s * 1e3:.1f} ms)" if lever == "bf16" else "")
+                    f"{name:<11} {batch:>5} {lever:<12} {per_clip * 1e3:>9.1f} "
+                    + (f"{plain / per_clip:>8.2f}x " if plain else f"{'-':>9} ")
+                    + f"{per_clip / ref_floor.roofline_s:>8.2f}x {diffs[(name, batch, lever)]:>10.1e}"
+                    + (
+                        f"   ({per_clip / floor.compute_s:.2f}x the float32 compute floor, {floor.compute_s * 1e3:.1f} ms)"
+                        if lever in BF16_LEVERS
+                        else ""
+                    )
                 )
     for fast_name, base_name in (("vov3d_m", "x3d_m"), ("vov3d_l", "x3d_l"), ("vov3d_m_v2", "x3d_m")):
         for batch in args.batch_sizes:
