@@ -25,9 +25,9 @@ For each model and batch size it prints ms per clip, the speed-up over ``plain``
 roofline floor (``benchmarks/roofline.py``; machine limits measured at the start and at the end of this
 run, the best of the two: a busy moment only lowers them; bf16 against the bfloat16 floor) and the
 largest output difference from ``plain`` (bf16 levers: also the ratio to the float32 compute floor,
-issue 4's bfloat16 target); then the paper's comparisons (VoV3D-M vs X3D-M, VoV3D-L vs
-X3D-L) at each lever and between each model's fastest float32 preparation. Models are built with ``torch.manual_seed(0)`` so that compiled packages are
-reused between runs. The allocator is set up as ``vov3d.prepare_for_inference`` does
+issue 4's bfloat16 target); then the paper's comparisons (VoV3D-M vs X3D-M, VoV3D-L vs X3D-L) at each
+lever and between each model's fastest float32 preparation. Models are built with
+``torch.manual_seed(0)`` so that compiled packages are reused between runs. The allocator is set up as ``vov3d.prepare_for_inference`` does
 (``vov3d.allocator.keep_freed_memory``) unless ``--malloc-defaults``; the header says which ran.
 """
 
@@ -83,7 +83,10 @@ def main() -> None:
     parser = model_benchmark_parser(
         __doc__.splitlines()[0], ["vov3d_m_v2", "vov3d_m", "x3d_m", "vov3d_l", "x3d_l"], [1, 8]
     )
-    parser.add_argument("--levers", nargs="+", choices=LEVERS, default=["plain", "cl_fold", "fast", "compiled", "kernels", "bf16"])
+    parser.add_argument(
+        "--levers", nargs="+", choices=LEVERS,
+        default=["plain", "cl_fold", "fast", "compiled", "kernels", "bf16", "kernels_bf16"],
+    )
     parser.add_argument("--inductor-baseline", action="store_true", help="add the 'inductor' lever")
     parser.add_argument("--min-seconds", type=float, default=0.0, help="time each measurement at least this long")
     parser.add_argument("--cache-dir", default=None, help="compiled-package cache (default: vov3d's)")
@@ -124,7 +127,10 @@ def main() -> None:
                     t = time_call(lambda: runner(x), warmup=1, iters=args.iters, min_seconds=args.min_seconds)
                 results[(name, batch, lever)] = t / batch
                 diffs[(name, batch, lever)] = diff
-                print(f"{name:<11} {batch:>5} {lever:<12} {t / batch * 1e3:>9.1f} {diff:>10.1e} {first:>12.1f}", flush=True)
+                print(
+                    f"{name:<11} {batch:>5} {lever:<12} {t / batch * 1e3:>9.1f} {diff:>10.1e} {first:>12.1f}",
+                    flush=True,
+                )
     limits_end = measure_machine()
     print(f"# machine at end: {limits_end.describe()}")
     # A busy moment can only make a measured limit lower: the floor uses the best of the two.
@@ -154,7 +160,8 @@ def main() -> None:
                     + (f"{plain / per_clip:>8.2f}x " if plain else f"{'-':>9} ")
                     + f"{per_clip / ref_floor.roofline_s:>8.2f}x {diffs[(name, batch, lever)]:>10.1e}"
                     + (
-                        f"   ({per_clip / floor.compute_s:.2f}x the float32 compute floor, {floor.compute_s * 1e3:.1f} ms)"
+                        f"   ({per_clip / floor.compute_s:.2f}x the float32 compute floor, "
+                        f"{floor.compute_s * 1e3:.1f} ms)"
                         if lever in BF16_LEVERS
                         else ""
                     )

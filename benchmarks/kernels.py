@@ -9,7 +9,8 @@ Three comparisons, each printed as ms per call and a ratio (torch / ours; > 1: o
   ops on channels-last tensors: ReLU, oneDNN's 2D depthwise conv over frames, the shift-add of
   ``fast_blocks.temporal_depthwise``, Swish;
 * ``gemm`` (1x1x1 conv with bias, residual add and ReLU fused) against ``torch.addmm`` (MKL) with the
-  same epilogue as two in-place ops, and the plain products' rates in GFLOP/s;
+  same epilogue as two in-place ops, and the plain products' rates in GFLOP/s (with the bfloat16
+  products too, and their speed-up over our float32 ones, where the CPU has AVX512_BF16);
 * ``d2plus1d`` (the 1x1x1 conv inside the depthwise pass) against ``gemm`` then ``depthwise_st``.
 """
 
@@ -61,7 +62,8 @@ def main() -> None:
             theirs = ms(lambda: F.silu(temporal_depthwise(spatial_conv(F.relu(x), conv_s), conv_t)))
         print(f"{h:>4} {d:>4} {stride}   ours {ours:7.2f} ms   torch {theirs:7.2f} ms   {theirs / ours:5.2f}x")
 
-    print("\n# gemm (bias + residual + ReLU fused) vs torch.addmm + add_ + relu_ (rows, K, N)")
+    print("\n# gemm (bias + residual + ReLU fused) vs torch.addmm + add_ + relu_ (rows, K, N); the product alone,"
+          " also with bfloat16 products where the CPU has AVX512_BF16")
     for t, h, cin, d, stride in LAYERS:
         ho = (h - 1) // stride + 1
         for rows, k, n in ((t * h * h, cin, d), (t * ho * ho, d, d // 2)):  # the layer's first and last 1x1x1
@@ -74,9 +76,14 @@ def main() -> None:
             plain_ours = ms(lambda: cpu_kernels.gemm(lib, a, packed, packed_bias, n, out=out))
             plain_mkl = ms(lambda: torch.addmm(b, a, w, out=out))
             gflop = 2 * rows * k * n / 1e9
+            bf16 = ""
+            if cpu_kernels.has_bf16(lib):
+                packed16, _ = cpu_kernels.pack_weight(w, b, torch.bfloat16)
+                ours16 = ms(lambda: cpu_kernels.gemm(lib, a, packed16, packed_bias, n, out=out))
+                bf16 = f", ours bf16 {gflop / ours16 * 1e3:4.0f} ({plain_ours / ours16:.2f}x)"
             print(
                 f"{rows:>7} {k:>4} {n:>4}   ours {ours:6.2f} ms   torch {theirs:6.2f} ms   {theirs / ours:5.2f}x   "
-                f"product alone: ours {gflop / plain_ours * 1e3:4.0f}, MKL {gflop / plain_mkl * 1e3:4.0f} GFLOP/s"
+                f"product alone: ours {gflop / plain_ours * 1e3:4.0f}, MKL {gflop / plain_mkl * 1e3:4.0f}{bf16} GFLOP/s"
             )
 
     print("\n# d2plus1d (1x1x1 inside the depthwise pass) vs gemm then depthwise_st (input H, C_in, D, stride)")

@@ -164,10 +164,13 @@ def test_bf16_d2plus1d_equals_bf16_gemm_then_depthwise(lib):
         pytest.skip("this CPU has no AVX512_BF16")
     g = torch.Generator().manual_seed(6)
     x = torch.randn(1, 4, 9, 7, 11, generator=g)
-    weight, bias = cpu_kernels.pack_weight(torch.randn(11, 20, generator=g), torch.randn(20, generator=g), torch.bfloat16)
+    w, b = torch.randn(11, 20, generator=g), torch.randn(20, generator=g)
+    weight, bias = cpu_kernels.pack_weight(w, b, torch.bfloat16)
     temporal, spatial, dw_bias = (torch.randn(s, generator=g) for s in ((3, 20), (9, 20), (20,)))
     for stride in (1, 2):
-        y, sums = cpu_kernels.d2plus1d(lib, x, weight, bias, 20, temporal, spatial, dw_bias, stride, frame_sums=True, band=2)
+        y, sums = cpu_kernels.d2plus1d(
+            lib, x, weight, bias, 20, temporal, spatial, dw_bias, stride, frame_sums=True, band=2
+        )
         pointwise = cpu_kernels.gemm(lib, x.view(-1, 11), weight, bias, 20).view(1, 4, 9, 7, 20)
         y2, sums2 = cpu_kernels.depthwise_st(lib, pointwise, temporal, spatial, dw_bias, stride, frame_sums=True)
         torch.testing.assert_close(y, y2, rtol=0, atol=1e-5)

@@ -59,6 +59,18 @@ def test_kernels_running_each_d2plus1d_layer_in_one_pass_match_plain_model(name,
         torch.testing.assert_close(prepared(x), model(x), rtol=0, atol=1e-4)
 
 
+@pytest.mark.parametrize("name", ["vov3d_m", "x3d_m"])
+def test_kernels_match_plain_model_on_odd_sizes(name):
+    # 72x90: stage inputs of odd width (36x45, 18x23; their strided shortcuts are read in place) and of
+    # odd height (9x12, 5x6; copied instead); 3 frames: fewer than the stem's 5 temporal taps.
+    torch.manual_seed(0)
+    model = calibrate_batchnorms(vov3d.create_model(name, num_classes=10), shape=(2, 3, 3, 72, 90))
+    prepared = vov3d.prepare_for_inference(model, kernels=True)
+    x = torch.randn(1, 3, 3, 72, 90)
+    with torch.no_grad():
+        torch.testing.assert_close(prepared(x), model(x), rtol=0, atol=1e-4)
+
+
 def test_every_batchnorm_is_folded_once():
     from vov3d.models.inference import fold_batchnorms
 

@@ -224,8 +224,8 @@ def d2plus1d(
     y = torch.empty(1, t, ho, wo, dim)
     sums = torch.empty(bands, t, dim) if frame_sums else None
     lib.vov3d_d2plus1d(
-        x.data_ptr(), cin, weight.data_ptr(), bf16, padded, bias.data_ptr(), temporal.data_ptr(), kt, spatial.data_ptr(),
-        dw_bias.data_ptr(), y.data_ptr(), _ptr(sums), t, h, w, dim, stride, band, int(silu_out),
+        x.data_ptr(), cin, weight.data_ptr(), bf16, padded, bias.data_ptr(), temporal.data_ptr(), kt,
+        spatial.data_ptr(), dw_bias.data_ptr(), y.data_ptr(), _ptr(sums), t, h, w, dim, stride, band, int(silu_out),
     )
     return y, (sums.sum(0, keepdim=True) if frame_sums else None)
 
@@ -362,7 +362,8 @@ def gemm(
     strides = (ctypes.c_long * len(parts))(*(part.stride(-2) for part in parts))
     widths = (ctypes.c_int * len(parts))(*(part.shape[-1] for part in parts))
     lib.vov3d_gemm(
-        ptrs, strides, widths, len(parts), group, group_stride, rows, weight.data_ptr(), bf16, padded, n, bias.data_ptr(), _ptr(scale),
-        _ptr(residual), residual.stride(0) if residual is not None else 0, int(relu), out.data_ptr(), out.stride(0),
+        ptrs, strides, widths, len(parts), group, group_stride, rows, weight.data_ptr(), bf16, padded, n,
+        bias.data_ptr(), _ptr(scale), _ptr(residual), residual.stride(0) if residual is not None else 0, int(relu),
+        out.data_ptr(), out.stride(0),
     )
     return out
