@@ -51,22 +51,22 @@ def test_kernels_running_each_d2plus1d_layer_in_one_pass_match_plain_model(name,
     from vov3d.models import fused_inference
 
     monkeypatch.setattr(fused_inference, "ONE_PASS_BYTES", 0)  # every layer, not only the large ones
-    torch.manual_seed(0)
-    model = calibrate_batchnorms(vov3d.create_model(name, num_classes=10), shape=(2, 3, 4, 64, 64))
-    prepared = vov3d.prepare_for_inference(model, kernels=True)
-    x = torch.randn(2, 3, 4, 64, 64)
-    with torch.no_grad():
-        torch.testing.assert_close(prepared(x), model(x), rtol=0, atol=1e-4)
+    _assert_kernels_match_plain_model(name, (2, 3, 4, 64, 64))
 
 
 @pytest.mark.parametrize("name", ["vov3d_m", "x3d_m"])
 def test_kernels_match_plain_model_on_odd_sizes(name):
     # 72x90: stage inputs of odd width (36x45, 18x23; their strided shortcuts are read in place) and of
     # odd height (9x12, 5x6; copied instead); 3 frames: fewer than the stem's 5 temporal taps.
+    _assert_kernels_match_plain_model(name, (1, 3, 3, 72, 90))
+
+
+def _assert_kernels_match_plain_model(name: str, shape: tuple[int, ...]) -> None:
+    """``name`` with calibrated BNs, prepared with the kernels, equals the plain model on a clip of ``shape``."""
     torch.manual_seed(0)
-    model = calibrate_batchnorms(vov3d.create_model(name, num_classes=10), shape=(2, 3, 3, 72, 90))
+    model = calibrate_batchnorms(vov3d.create_model(name, num_classes=10), shape=(2, *shape[1:]))
     prepared = vov3d.prepare_for_inference(model, kernels=True)
-    x = torch.randn(1, 3, 3, 72, 90)
+    x = torch.randn(shape)
     with torch.no_grad():
         torch.testing.assert_close(prepared(x), model(x), rtol=0, atol=1e-4)
 
