@@ -261,82 +261,54 @@ static inline void store8(vf8 v, int nc, const float *res, int relu, float *out)
     }
 }
 
-/* C[r, c0:c0 + nc] for the 8 rows of A (r < mr stored), nc <= 8 columns: one 8-wide vector per row; the
- * columns beyond nc exist in B and bias (zero padding) but are neither read from res nor stored. */
-static void gemm_cols8(const float *A, int K, const float *B, long ldb, int c0, int nc, const float *bias,
-                       const float *res, long ldr, int relu, float *C, long ldc, int mr) {
-    vf8 acc[GEMM_MR];
+/* C[r, c:c + 16 * nv + (8 if has8)] for the 8 contiguous rows of A (K columns; r < mr stored): nv 16-wide
+ * vectors (0-2) and, when has8, one 8-wide vector of which nc lanes are stored (the columns beyond N
+ * exist in B and bias as zero padding but are neither read from res nor stored). nv and has8 are
+ * constants at every call (always inlined), so each call is its own loop with its accumulators in registers. */
+static inline __attribute__((always_inline)) void tile_f32(const float *A, int K, const float *B, long ldb, int c,
+                                                           int nv, int has8, int nc, const float *bias,
+                                                           const float *res, long ldr, int relu, float *C, long ldc,
+                                                           int mr) {
+    vf16 acc0[GEMM_MR], acc1[GEMM_MR];
+    vf8 acc8[GEMM_MR];
 #pragma GCC unroll 8
-    for (int r = 0; r < GEMM_MR; r++) acc[r] = (vf8){0};
+    for (int r = 0; r < GEMM_MR; r++) acc0[r] = acc1[r] = (vf16){0}, acc8[r] = (vf8){0};
     for (int k = 0; k < K; k++) {
-        const vf8 b0 = *(const vf8 *)(B + (long)k * ldb + c0);
+        const float *b = B + (long)k * ldb + c;
+        const vf16 b0 = nv > 0 ? *(const vf16 *)b : (vf16){0};
+        const vf16 b1 = nv > 1 ? *(const vf16 *)(b + 16) : (vf16){0};
+        const vf8 b8 = has8 ? *(const vf8 *)(b + 16 * nv) : (vf8){0};
 #pragma GCC unroll 8
-        for (int r = 0; r < GEMM_MR; r++) acc[r] += A[(long)r * K + k] * b0;
+        for (int r = 0; r < GEMM_MR; r++) {
+            const float a = A[(long)r * K + k];
+            if (nv > 0) acc0[r] += a * b0;
+            if (nv > 1) acc1[r] += a * b1;
+            if (has8) acc8[r] += a * b8;
+        }
     }
-    for (int r = 0; r < mr; r++)
-        store8(acc[r] + *(const vf8 *)(bias + c0), nc, res ? res + r * ldr + c0 : NULL, relu, C + r * ldc + c0);
+    for (int r = 0; r < mr; r++) {
+        const float *rr = res ? res + r * ldr + c : NULL;
+        float *out = C + r * ldc + c;
+        if (nv > 0) store16(acc0[r] + *(const vf16 *)(bias + c), rr, relu, out);
+        if (nv > 1) store16(acc1[r] + *(const vf16 *)(bias + c + 16), rr ? rr + 16 : NULL, relu, out + 16);
+        if (has8)
+            store8(acc8[r] + *(const vf8 *)(bias + c + 16 * nv), nc, rr ? rr + 16 * nv : NULL, relu, out + 16 * nv);
+    }
 }
 
 /* C[r, :N] for the 8 contiguous rows of A (K columns; r < mr stored). B: (K, ldb) with ldb >= N rounded up
- * to 8 and zero columns beyond N; bias likewise padded. */
+ * to 8 and zero columns beyond N; bias likewise padded. 32 columns at a time, 17-24 left (24 in VoV3D-M,
+ * 20 in v2) in one pass over K, then 16, then 8. */
 static void gemm_block(const float *A, int K, const float *B, long ldb, int N, const float *bias,
                        const float *res, long ldr, int relu, float *C, long ldc, int mr) {
     int c = 0;
-    for (; c + 32 <= N; c += 32) {
-        vf16 acc0[GEMM_MR], acc1[GEMM_MR];
-#pragma GCC unroll 8
-        for (int r = 0; r < GEMM_MR; r++) acc0[r] = acc1[r] = (vf16){0};
-        for (int k = 0; k < K; k++) {
-            const vf16 b0 = *(const vf16 *)(B + (long)k * ldb + c), b1 = *(const vf16 *)(B + (long)k * ldb + c + 16);
-#pragma GCC unroll 8
-            for (int r = 0; r < GEMM_MR; r++) {
-                const float a = A[(long)r * K + k];
-                acc0[r] += a * b0;
-                acc1[r] += a * b1;
-            }
-        }
-        for (int r = 0; r < mr; r++) {
-            const float *rr = res ? res + r * ldr + c : NULL;
-            store16(acc0[r] + *(const vf16 *)(bias + c), rr, relu, C + r * ldc + c);
-            store16(acc1[r] + *(const vf16 *)(bias + c + 16), rr ? rr + 16 : NULL, relu, C + r * ldc + c + 16);
-        }
-    }
-    if (N - c > 16 && N - c <= 24) { /* 17-24 columns left (24 in VoV3D-M, 20 in v2): one pass over K, not two */
-        const int nc = N - c - 16;     /* valid lanes of the 8-wide part */
-        vf16 acc0[GEMM_MR];
-        vf8 acc1[GEMM_MR];
-#pragma GCC unroll 8
-        for (int r = 0; r < GEMM_MR; r++) acc0[r] = (vf16){0}, acc1[r] = (vf8){0};
-        for (int k = 0; k < K; k++) {
-            const vf16 b0 = *(const vf16 *)(B + (long)k * ldb + c);
-            const vf8 b1 = *(const vf8 *)(B + (long)k * ldb + c + 16);
-#pragma GCC unroll 8
-            for (int r = 0; r < GEMM_MR; r++) {
-                const float a = A[(long)r * K + k];
-                acc0[r] += a * b0;
-                acc1[r] += a * b1;
-            }
-        }
-        for (int r = 0; r < mr; r++) {
-            const float *rr = res ? res + r * ldr + c : NULL;
-            store16(acc0[r] + *(const vf16 *)(bias + c), rr, relu, C + r * ldc + c);
-            store8(acc1[r] + *(const vf8 *)(bias + c + 16), nc, rr ? rr + 16 : NULL, relu, C + r * ldc + c + 16);
-        }
+    for (; c + 32 <= N; c += 32) tile_f32(A, K, B, ldb, c, 2, 0, 0, bias, res, ldr, relu, C, ldc, mr);
+    if (N - c > 16 && N - c <= 24) {
+        tile_f32(A, K, B, ldb, c, 1, 1, N - c - 16, bias, res, ldr, relu, C, ldc, mr);
         c = N;
     }
-    for (; c + 16 <= N; c += 16) {
-        vf16 acc[GEMM_MR];
-#pragma GCC unroll 8
-        for (int r = 0; r < GEMM_MR; r++) acc[r] = (vf16){0};
-        for (int k = 0; k < K; k++) {
-            const vf16 b0 = *(const vf16 *)(B + (long)k * ldb + c);
-#pragma GCC unroll 8
-            for (int r = 0; r < GEMM_MR; r++) acc[r] += A[(long)r * K + k] * b0;
-        }
-        for (int r = 0; r < mr; r++)
-            store16(acc[r] + *(const vf16 *)(bias + c), res ? res + r * ldr + c : NULL, relu, C + r * ldc + c);
-    }
-    for (; c < N; c += 8) gemm_cols8(A, K, B, ldb, c, N - c < 8 ? N - c : 8, bias, res, ldr, relu, C, ldc, mr);
+    for (; c + 16 <= N; c += 16) tile_f32(A, K, B, ldb, c, 1, 0, 0, bias, res, ldr, relu, C, ldc, mr);
+    for (; c < N; c += 8) tile_f32(A, K, B, ldb, c, 0, 1, N - c < 8 ? N - c : 8, bias, res, ldr, relu, C, ldc, mr);
 }
 
 #if defined(__AVX512BF16__) && defined(__AVX512BW__) && defined(__AVX512VL__)
@@ -356,9 +328,7 @@ static void pre_bf16(const float *src, int n, const float *scale, uint16_t *dst)
     }
 }
 
-/* C[r, c:c + 16 * nv + (8 if has8)] for 8 rows of A (bf16 pairs, K2 per row; r < mr stored): nv 16-wide
- * vectors (0-2) and, when has8, one 8-wide vector of which nc lanes are stored. nv and has8 are
- * constants at every call (always inlined), so each call is its own loop with its accumulators in registers. */
+/* tile_f32 with bf16 inputs: 8 rows of A as K2 bf16 pairs each (read as uint32), B packed as above. */
 static inline __attribute__((always_inline)) void tile_bf16(const uint32_t *A, int K2, const uint16_t *B, long ldb,
                                                             int c, int nv, int has8, int nc, const float *bias,
                                                             const float *res, long ldr, int relu, float *C, long ldc,
