@@ -9,10 +9,13 @@ Ways to run the step on the same weights and data:
 * ``channels_last``: the model and input in ``channels_last_3d`` (off the shelf);
 * ``fast``: ``vov3d.models.fast_blocks.FastVideoClassifier(model)`` (the same parameters, BNs in training
   mode on channels-last views; see ``docs/performance.md``), eager;
+* ``fast_kernels``: ``vov3d.prepare_for_training(model)`` (``FastVideoClassifier(model, kernels=lib)``): the
+  same with vov3d's training kernels (``vov3d.models.train_kernels``: batch norms with what follows them,
+  the depthwise convs, squeeze-excitation, the 1x1x1 convs);
 * ``fast_compiled`` (with ``--compile``): ``fast`` under ``torch.compile`` (forward and backward; compiled
   in the run, its compile time printed).
 
-``--profile`` adds a per-op profile (``torch.profiler``) of one ``fast`` step: where training time goes.
+``--profile`` adds a per-op profile (``torch.profiler``) of one step of the last way: where training time goes.
 
 The floor is 3 x the forward FLOPs (forward, and backward for inputs and weights) over the measured
 float32 matmul rate. Before timing, one step of each is checked against ``plain``: the largest
@@ -70,7 +73,9 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=3)
     parser.add_argument("--compile", action="store_true", help="add the fast_compiled lever")
     parser.add_argument("--malloc-defaults", action="store_true")
-    parser.add_argument("--profile", action="store_true", help="print a per-op profile of one fast step")
+    parser.add_argument("--profile", action="store_true", help="print a per-op profile of one step of the last way")
+    parser.add_argument("--ways", nargs="+", default=["plain", "channels_last", "fast", "fast_kernels"],
+                        help="which ways to run (plain is the reference, always run first)")
     args = parser.parse_args()
     if not args.malloc_defaults:
         keep_freed_memory()
@@ -95,10 +100,15 @@ def main() -> None:
         ways = {}
         plain = copy.deepcopy(base).train()
         ways["plain"] = (plain, list(plain.parameters()), x)
-        cl = copy.deepcopy(base).train().to(memory_format=torch.channels_last_3d)
-        ways["channels_last"] = (cl, list(cl.parameters()), x.contiguous(memory_format=torch.channels_last_3d))
-        fm = copy.deepcopy(base).train()
-        ways["fast"] = (FastVideoClassifier(fm).train(), list(fm.parameters()), x)
+        if "channels_last" in args.ways:
+            cl = copy.deepcopy(base).train().to(memory_format=torch.channels_last_3d)
+            ways["channels_last"] = (cl, list(cl.parameters()), x.contiguous(memory_format=torch.channels_last_3d))
+        if "fast" in args.ways:
+            fm = copy.deepcopy(base).train()
+            ways["fast"] = (FastVideoClassifier(fm).train(), list(fm.parameters()), x)
+        if "fast_kernels" in args.ways:
+            fk = copy.deepcopy(base).train()
+            ways["fast_kernels"] = (vov3d.prepare_for_training(fk, kernels=True), list(fk.parameters()), x)
         if args.compile:
             fc = copy.deepcopy(base).train()
             ways["fast_compiled"] = (torch.compile(FastVideoClassifier(fc).train()), list(fc.parameters()), x)
@@ -120,11 +130,12 @@ def main() -> None:
             rows.append((name, way, t, t_plain / t, fwd_flops))
             print(f"{name:<11} {way:<14} {t * 1e3:>9.1f} {t_plain / t:>8.2f}x {rel:>14.1e} {first:>8.1f}", flush=True)
         if args.profile:
-            module, params, xin = ways["fast"]
+            way = list(ways)[-1]
+            module, params, xin = ways[way]
             step = make_step(module, params, xin, y)
             with torch.profiler.profile() as prof:
                 step()
-            print(f"# {name}, fast, one step of batch {b}: self CPU time per op")
+            print(f"# {name}, {way}, one step of batch {b}: self CPU time per op")
             print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
     rate = max(limits.fp32_gflops, matmul_gflops(torch.float32))  # a busy moment only lowers it
     print(f"# load average at end: {os.getloadavg()[0]:.2f}; float32 matmul rate (best of start/end) {rate:.0f} GFLOP/s")

@@ -26,6 +26,7 @@ _EXPORTS = {
     "count_parameters": "vov3d.models.complexity",
     "model_complexity": "vov3d.models.complexity",
     "prepare_for_inference": "vov3d.models.inference",
+    "prepare_for_training": "vov3d.models.training",
 }
 
 __all__ = sorted(_EXPORTS)

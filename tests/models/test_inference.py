@@ -107,19 +107,34 @@ def _grads(model: nn.Module, x: torch.Tensor, seed: int = 1) -> list[torch.Tenso
     return [p.grad.double().clone() for p in model.parameters()]
 
 
+@pytest.mark.parametrize("kernels", [False, True], ids=["torch_ops", "train_kernels"])
 @pytest.mark.parametrize("name", ["vov3d_m", "x3d_m"])
-def test_fast_training_path_gradients_and_statistics_equal_the_plain_model(name):
+def test_fast_training_path_gradients_and_statistics_equal_the_plain_model(name, kernels):
     torch.manual_seed(0)
     model = calibrate_batchnorms(vov3d.create_model(name, num_classes=10)).train()
     x = torch.randn(2, 3, 4, 48, 48)
     plain, fast_src = copy.deepcopy(model), copy.deepcopy(model)
-    fast = FastVideoClassifier(fast_src).train()
+    lib = cpu_kernels.load_kernels(default_cache_dir()) if kernels else None
+    fast = FastVideoClassifier(fast_src, kernels=lib).train()
     g_plain, g_fast = _grads(plain, x), _grads(fast, x)
     g_exact = _grads(copy.deepcopy(model).double(), x.double())
-    for (pname, _), gp, gf, ge in zip(model.named_parameters(), g_plain, g_fast, g_exact):
-        # Each gradient is as close to float64 as the plain float32 model's is (float32 rounding only).
-        scale = ge.abs().max() + 1e-12
-        assert (gf - ge).abs().max() <= 4 * (gp - ge).abs().max() + 1e-5 * scale, pname
+    if kernels:
+        # Rounded otherwise than the plain model, the kernels put one of the ~10^5 ReLU inputs here (3e-6
+        # from zero) on the other side of the kink than float64 does: that element's gradient is switched
+        # off or on, and the error spreads to the gradients below it (up to 0.8% of a parameter's
+        # gradient norm). Each kernel's exactness is tested alone (test_train_kernels.py); here, the
+        # wiring: every parameter gets its gradient, and all of them together are within 1e-3.
+        def flat(grads: list[torch.Tensor]) -> torch.Tensor:
+            return torch.cat([g.flatten() for g in grads])
+
+        assert (flat(g_fast) - flat(g_exact)).norm() <= 1e-3 * flat(g_exact).norm()
+        for (pname, _), gf, ge in zip(model.named_parameters(), g_fast, g_exact):
+            assert (gf - ge).norm() <= 0.02 * ge.norm() + 1e-9, pname
+    else:
+        for (pname, _), gp, gf, ge in zip(model.named_parameters(), g_plain, g_fast, g_exact):
+            # Each gradient is as close to float64 as the plain float32 model's is (float32 rounding only).
+            scale = ge.abs().max() + 1e-12
+            assert (gf - ge).abs().max() <= 4 * (gp - ge).abs().max() + 1e-5 * scale, pname
     # BN running statistics are updated the same way.
     for (key, a), b in zip(plain.state_dict().items(), fast_src.state_dict().values()):
         if a.is_floating_point():

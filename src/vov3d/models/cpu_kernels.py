@@ -1,4 +1,5 @@
-"""vov3d's own fused CPU kernels (``csrc/cpu_kernels.c``), built on first use and cached on disk.
+"""vov3d's own fused CPU kernels, built on first use and cached on disk: one library from ``csrc/cpu_kernels.c``
+(wrapped here) and ``csrc/train_kernels.c`` (the training kernels, wrapped by ``train_kernels.py``).
 
 Float32 kernels on channels-last (N, T, H, W, C) tensors, for the inference path
 (``fused_inference.FusedVideoClassifier``):
@@ -46,7 +47,9 @@ from typing import Sequence
 
 import torch
 
-SOURCE = Path(__file__).with_name("csrc") / "cpu_kernels.c"
+CSRC = Path(__file__).with_name("csrc")
+SOURCES = (CSRC / "cpu_kernels.c", CSRC / "train_kernels.c")  # one library; train_kernels.py wraps the second
+HEADERS = (CSRC / "vector.h",)
 # gnu11, not c11: GCC's vector extensions, and FMA contraction (ISO C mode turns it off).
 CFLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=gnu11", "-Wno-psabi")
 
@@ -77,7 +80,7 @@ def library_path(cache_dir: Path, cc: str) -> Path:
     """Where the library built by ``cc`` from the current source for this CPU is cached."""
     version = subprocess.run([cc, "--version"], capture_output=True, text=True, check=False).stdout
     key = hashlib.sha256(
-        b"|".join([SOURCE.read_bytes(), version.encode(), " ".join(CFLAGS).encode(), _cpu_id().encode()])
+        b"|".join([*(f.read_bytes() for f in SOURCES + HEADERS), version.encode(), " ".join(CFLAGS).encode(), _cpu_id().encode()])
     ).hexdigest()[:32]
     return cache_dir / "kernels" / f"cpu_kernels_{key}.so"
 
@@ -90,10 +93,11 @@ def _build(cache_dir: Path) -> ctypes.CDLL:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp.so")
-        result = subprocess.run([cc, *CFLAGS, str(SOURCE), "-o", str(tmp), "-lm"], capture_output=True, text=True)
+        sources = [str(f) for f in SOURCES]
+        result = subprocess.run([cc, *CFLAGS, *sources, "-o", str(tmp), "-lm"], capture_output=True, text=True)
         if result.returncode != 0:
             tmp.unlink(missing_ok=True)
-            raise RuntimeError(f"{cc} failed on {SOURCE}:\n{result.stderr.strip()}")
+            raise RuntimeError(f"{cc} failed on {' '.join(sources)}:\n{result.stderr.strip()}")
         os.replace(tmp, path)  # atomic: a concurrent process sees a whole library or none
     lib = ctypes.CDLL(str(path))
     i, p, lng = ctypes.c_int, ctypes.c_void_p, ctypes.c_long
@@ -107,6 +111,19 @@ def _build(cache_dir: Path) -> ctypes.CDLL:
     lib.vov3d_stem.restype = None
     lib.vov3d_has_bf16.argtypes = []
     lib.vov3d_has_bf16.restype = i
+    # train_kernels.c
+    lib.vov3d_channel_sums.argtypes = [p, lng, i, p, p, p]
+    lib.vov3d_affine_act.argtypes = [p, p, p, lng, p, lng, i, i, p]
+    lib.vov3d_bn_act_bwd_sums.argtypes = [p, p, p, p, p, p, lng, i, i, p, p]
+    lib.vov3d_bn_act_bwd_apply.argtypes = [p, p, p, p, p, p, p, p, p, lng, i, i, p, p]
+    lib.vov3d_affine_act_bwd.argtypes = [p, p, p, p, lng, lng, i, i, p, p, p]
+    lib.vov3d_temporal_fwd.argtypes = [p, p, i, i, i, lng, i, p, p, p, p]
+    lib.vov3d_temporal_bwd.argtypes = [p, p, p, p, p, p, p, i, i, i, lng, i, p, p]
+    lib.vov3d_gemm_tn.argtypes = [p, p, lng, i, i, p]
+    lib.vov3d_dw3x3_bwd.argtypes = [p, p, p, lng, i, i, i, i, p, p]
+    for fn in ("channel_sums", "affine_act", "bn_act_bwd_sums", "bn_act_bwd_apply", "affine_act_bwd", "temporal_fwd",
+               "temporal_bwd", "gemm_tn", "dw3x3_bwd"):
+        getattr(lib, f"vov3d_{fn}").restype = None
     return lib
 
 

@@ -22,6 +22,7 @@ Anything else (the original head's fixed pool) calls the original module on a ze
 
 from __future__ import annotations
 
+import ctypes
 from typing import Sequence
 
 import torch
@@ -35,6 +36,14 @@ from vov3d.models.res_block import ResBlock
 from vov3d.models.squeeze_excitation import SqueezeExcitation
 from vov3d.models.stem import X3DStem
 from vov3d.models.temporal_osa import TemporalOSA
+from vov3d.models.train_kernels import (
+    batch_norm_act,
+    bn_se_act,
+    pointwise_conv,
+    spatial_depthwise,
+    temporal_conv_sums,
+    training_batch_norm,
+)
 from vov3d.models.x3d_bottleneck import X3DBottleneck
 
 # ---------------------------------------------------------------------------------------------
@@ -58,8 +67,11 @@ def batch_norm(x: torch.Tensor, bn: nn.Module) -> torch.Tensor:
     return to_nthwc(bn(to_ncdhw(x)))
 
 
-def pointwise(x: torch.Tensor, conv: nn.Conv3d) -> torch.Tensor:
-    """A 1x1x1 conv (stride 1) as one matrix product over the last dim."""
+def pointwise(x: torch.Tensor, conv: nn.Conv3d, lib: ctypes.CDLL | None = None) -> torch.Tensor:
+    """A 1x1x1 conv (stride 1) as one matrix product over the last dim; through the training kernels'
+    products when ``lib`` is given, gradients are enabled and the conv has no bias."""
+    if lib is not None and torch.is_grad_enabled() and conv.bias is None:
+        return pointwise_conv(lib, x.contiguous(), conv)
     w = conv.weight
     return F.linear(x, w.reshape(w.shape[0], w.shape[1]), conv.bias)
 
@@ -93,11 +105,27 @@ def temporal_depthwise(x: torch.Tensor, conv: nn.Conv3d) -> torch.Tensor:
     return y
 
 
+def se_gate(pooled: torch.Tensor, se: SqueezeExcitation) -> torch.Tensor:
+    """Squeeze-excitation's (N, C) scales from the (N, C) means of its input."""
+    s = F.relu(F.linear(pooled, se.fc1.weight.flatten(1), se.fc1.bias))
+    return torch.sigmoid(F.linear(s, se.fc2.weight.flatten(1), se.fc2.bias))
+
+
 def squeeze_excitation(x: torch.Tensor, se: SqueezeExcitation) -> torch.Tensor:
-    s = x.mean(dim=(1, 2, 3))
-    s = F.relu(F.linear(s, se.fc1.weight.flatten(1), se.fc1.bias))
-    g = torch.sigmoid(F.linear(s, se.fc2.weight.flatten(1), se.fc2.bias))
-    return x * g[:, None, None, None, :]
+    return x * se_gate(x.mean(dim=(1, 2, 3)), se)[:, None, None, None, :]
+
+
+def norm_act(
+    x: torch.Tensor, bn: nn.Module, lib: ctypes.CDLL | None, residual: torch.Tensor | None = None, relu: bool = False
+) -> torch.Tensor:
+    """``act(bn(x) + residual)`` over the last dim: through the training kernels when ``lib`` is given and
+    ``bn`` uses batch statistics, else torch ops."""
+    if lib is not None and training_batch_norm(bn):
+        return batch_norm_act(lib, x, bn, residual, relu)
+    y = batch_norm(x, bn)
+    if residual is not None:
+        y = y + residual
+    return F.relu(y) if relu else y
 
 
 # ---------------------------------------------------------------------------------------------
@@ -105,70 +133,86 @@ def squeeze_excitation(x: torch.Tensor, se: SqueezeExcitation) -> torch.Tensor:
 
 
 class FastStem(nn.Module):
-    def __init__(self, stem: X3DStem) -> None:
+    def __init__(self, stem: X3DStem, lib: ctypes.CDLL | None = None) -> None:
         super().__init__()
         self.src = stem
+        self.lib = lib
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, T, H, W, 3) -> (N, T, H/2, W/2, C)
         s = self.src
-        y = temporal_depthwise(spatial_conv(x, s.conv_xy), s.conv)
-        return F.relu(batch_norm(y, s.bn))
+        y = spatial_conv(x, s.conv_xy)
+        if self.lib is not None and training_batch_norm(s.bn):
+            return bn_se_act(self.lib, *temporal_conv_sums(self.lib, y.contiguous(), s.conv), s.bn, None, "relu")
+        return F.relu(batch_norm(temporal_depthwise(y, s.conv), s.bn))
 
 
 class FastD2Plus1D(nn.Module):
-    def __init__(self, layer: D2Plus1D) -> None:
+    def __init__(self, layer: D2Plus1D, lib: ctypes.CDLL | None = None) -> None:
         super().__init__()
         self.src = layer
+        self.lib = lib
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = self.src
-        y = F.relu(batch_norm(pointwise(x, s.a[0]), s.a[1]))
-        y = batch_norm(temporal_depthwise(spatial_conv(y, s.b1), s.b2), s.b_bn)
-        if s.se is not None:
-            y = squeeze_excitation(y, s.se)
-        y = batch_norm(pointwise(F.silu(y), s.c[0]), s.c[1])
-        if s.has_residual:
-            y = y + x
-        return F.relu(y)
+        s, lib = self.src, self.lib
+        y = norm_act(pointwise(x, s.a[0], lib), s.a[1], lib, relu=True)
+        if lib is not None and training_batch_norm(s.b_bn):
+            gate = (lambda pooled: se_gate(pooled, s.se)) if s.se is not None else None
+            y = spatial_depthwise(lib, y.contiguous(), s.b1)
+            y = bn_se_act(lib, *temporal_conv_sums(lib, y, s.b2), s.b_bn, gate, "silu")
+        else:
+            y = batch_norm(temporal_depthwise(spatial_conv(y, s.b1), s.b2), s.b_bn)
+            if s.se is not None:
+                y = squeeze_excitation(y, s.se)
+            y = F.silu(y)
+        return norm_act(pointwise(y, s.c[0], lib), s.c[1], lib, residual=x if s.has_residual else None, relu=True)
 
 
 class FastTemporalOSA(nn.Module):
-    def __init__(self, tosa: TemporalOSA) -> None:
+    def __init__(self, tosa: TemporalOSA, lib: ctypes.CDLL | None = None) -> None:
         super().__init__()
         self.src = tosa
-        self.layers = nn.ModuleList(FastD2Plus1D(layer) for layer in tosa.layers)
+        self.lib = lib
+        self.layers = nn.ModuleList(FastD2Plus1D(layer, lib) for layer in tosa.layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
+        """The block's output, ``relu(shortcut + aggregation)``."""
         outputs = [x] if self.src.include_input else []
         for layer in self.layers:
             x = layer(x)
             outputs.append(x)
-        return batch_norm(pointwise(torch.cat(outputs, dim=-1), self.src.c), self.src.c_bn)
+        if self.lib is not None and torch.is_grad_enabled() and self.src.c.bias is None:
+            y = pointwise_conv(self.lib, [out.contiguous() for out in outputs], self.src.c)  # no concatenation
+        else:
+            y = pointwise(torch.cat(outputs, dim=-1), self.src.c)
+        return norm_act(y, self.src.c_bn, self.lib, residual=shortcut, relu=True)
 
 
 class FastX3DBottleneck(nn.Module):
-    def __init__(self, block: X3DBottleneck) -> None:
+    def __init__(self, block: X3DBottleneck, lib: ctypes.CDLL | None = None) -> None:
         super().__init__()
         self.src = block
+        self.lib = lib
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
+        """The block's output, ``relu(shortcut + transform)``."""
         s = self.src
-        y = F.relu(batch_norm(pointwise(x, s.a), s.a_bn))
+        y = norm_act(pointwise(x, s.a, self.lib), s.a_bn, self.lib, relu=True)
         y = batch_norm(to_nthwc(s.b(to_ncdhw(y))), s.b_bn)  # oneDNN channels_last_3d depthwise conv
         if s.se is not None:
             y = squeeze_excitation(y, s.se)
-        return batch_norm(pointwise(F.silu(y), s.c), s.c_bn)
+        return norm_act(pointwise(F.silu(y), s.c, self.lib), s.c_bn, self.lib, residual=shortcut, relu=True)
 
 
 class FastResBlock(nn.Module):
-    def __init__(self, block: ResBlock) -> None:
+    def __init__(self, block: ResBlock, lib: ctypes.CDLL | None = None) -> None:
         super().__init__()
         self.src = block
+        self.lib = lib
         transform = block.branch2
         if isinstance(transform, TemporalOSA):
-            self.transform: nn.Module = FastTemporalOSA(transform)
+            self.transform: nn.Module = FastTemporalOSA(transform, lib)
         elif isinstance(transform, X3DBottleneck):
-            self.transform = FastX3DBottleneck(transform)
+            self.transform = FastX3DBottleneck(transform, lib)
         else:
             raise TypeError(f"no fast version of {type(transform).__name__}")
 
@@ -178,20 +222,21 @@ class FastResBlock(nn.Module):
             shortcut = x
         else:
             st, sh, sw = s.branch1.stride
-            shortcut = batch_norm(pointwise(x[:, ::st, ::sh, ::sw], s.branch1), s.branch1_bn)
-        return F.relu(shortcut + self.transform(x))
+            shortcut = norm_act(pointwise(x[:, ::st, ::sh, ::sw], s.branch1, self.lib), s.branch1_bn, self.lib)
+        return self.transform(x, shortcut)
 
 
 class FastHead(nn.Module):
-    def __init__(self, head: X3DHead) -> None:
+    def __init__(self, head: X3DHead, lib: ctypes.CDLL | None = None) -> None:
         super().__init__()
         self.src = head
+        self.lib = lib
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = self.src
         if s.pool != "global":
             return s(to_ncdhw(x))
-        x = F.relu(batch_norm(pointwise(x, s.conv_5), s.conv_5_bn))
+        x = norm_act(pointwise(x, s.conv_5, self.lib), s.conv_5_bn, self.lib, relu=True)
         x = x.mean(dim=(1, 2, 3), keepdim=True)
         x = F.relu(F.linear(x, s.lin_5.weight.flatten(1)))
         if s.dropout is not None:
@@ -203,18 +248,21 @@ class FastVideoClassifier(nn.Module):
     """``model`` (a ``VideoClassifier``) restructured for a CPU; same outputs, same parameters.
 
     Train and eval mode follow ``model``'s (``train()``/``eval()`` on this module set both).
+    ``kernels``: vov3d's kernel library (``cpu_kernels.load_kernels``); given, the batch norms that use
+    batch statistics (training mode), and what the training kernels fuse with them, run through
+    ``train_kernels`` (float32 only); else everything runs as torch ops.
     """
 
-    def __init__(self, model: VideoClassifier) -> None:
+    def __init__(self, model: VideoClassifier, kernels: ctypes.CDLL | None = None) -> None:
         super().__init__()
         if not isinstance(model, VideoClassifier) or not isinstance(model.s1.pathway0_stem, X3DStem):
             raise TypeError(f"expected a VoV3D or X3D VideoClassifier, got {type(model).__name__}")
         self.model = model
-        self.stem = FastStem(model.s1.pathway0_stem)
+        self.stem = FastStem(model.s1.pathway0_stem, kernels)
         self.blocks = nn.ModuleList(
-            FastResBlock(b) for stage in (model.s2, model.s3, model.s4, model.s5) for b in stage
+            FastResBlock(b, kernels) for stage in (model.s2, model.s3, model.s4, model.s5) for b in stage
         )
-        self.head = FastHead(model.head)
+        self.head = FastHead(model.head, kernels)
 
     def forward(self, x: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
         x = single_pathway(x)

@@ -9,70 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* 16 and 8 floats as GCC/Clang vector extensions: one AVX-512 register (or two AVX2 halves, or four SSE
- * quarters: the code is portable, -march=native picks the widest). Unaligned loads and stores. */
-typedef float vf16 __attribute__((vector_size(64), aligned(4)));
-typedef uint32_t vu16 __attribute__((vector_size(64), aligned(4)));
-typedef float vf8 __attribute__((vector_size(32), aligned(4)));
-
-static inline vf16 select16(vu16 mask, vf16 a, vf16 b) { return (vf16)((mask & (vu16)a) | (~mask & (vu16)b)); }
-
-#ifdef __AVX512F__
-#include <immintrin.h>
-/* Swish of 16 floats with AVX-512: exp(-v) = 2^k * poly(r) by scalef, 1 / (1 + exp(-v)) by the 14-bit
- * reciprocal estimate and one Newton step; relative error about 2e-7. */
-static inline vf16 silu16(vf16 v) {
-    const __m512 x = _mm512_min_ps(_mm512_sub_ps(_mm512_setzero_ps(), (__m512)v), _mm512_set1_ps(88.0f));
-    const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693145752f), x);
-    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(1.42860677e-6f), r);
-    __m512 p = _mm512_fmadd_ps(r, _mm512_set1_ps(1.98756912e-4f), _mm512_set1_ps(1.39819994e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.33345205e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.16657962e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.66666657e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.00000012e-1f));
-    p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    const __m512 d = _mm512_add_ps(_mm512_scalef_ps(p, k), _mm512_set1_ps(1.0f));
-    __m512 inv = _mm512_rcp14_ps(d);
-    inv = _mm512_mul_ps(inv, _mm512_fnmadd_ps(d, inv, _mm512_set1_ps(2.0f)));
-    return (vf16)_mm512_mul_ps((__m512)v, inv);
-}
-#else
-/* Swish of 16 floats, portable: exp(-v) = 2^k * poly(r), relative error about 1e-7. */
-static inline vf16 silu16(vf16 v) {
-    const vf16 zero = {0};
-    vf16 x = -v;
-    x = select16((vu16)(x < zero - 87.0f), zero - 87.0f, x);
-    x = select16((vu16)(x > zero + 88.0f), zero + 88.0f, x);
-    vf16 kf = x * 1.44269504f + 12582912.0f; /* + 1.5 * 2^23 rounds to the nearest integer */
-    vf16 k = kf - 12582912.0f;
-    vf16 r = x - k * 0.693145752f - k * 1.42860677e-6f;
-    vf16 p = r * 1.98756912e-4f + 1.39819994e-3f;
-    p = p * r + 8.33345205e-3f;
-    p = p * r + 4.16657962e-2f;
-    p = p * r + 1.66666657e-1f;
-    p = p * r + 5.00000012e-1f;
-    p = p * r * r + r + 1.0f;
-    vf16 two_k = (vf16)((((vu16)kf) - 0x4B400000u + 127u) << 23);
-    return v / (1.0f + p * two_k);
-}
-#endif
-
-/* Swish (v * sigmoid(v)) over d contiguous floats, in place. */
-static inline void silu_row(float *o, long d) {
-    long c = 0;
-    for (; c + 16 <= d; c += 16) *(vf16 *)(o + c) = silu16(*(vf16 *)(o + c));
-    if (c < d) { /* the last d % 16 values, through a zero-padded vector */
-        float tail[16] = {0};
-        memcpy(tail, o + c, sizeof(float) * (size_t)(d - c));
-        *(vf16 *)tail = silu16(*(vf16 *)tail);
-        memcpy(o + c, tail, sizeof(float) * (size_t)(d - c));
-    }
-}
-
-/* ReLU that keeps NaN, as torch.relu does. */
-static inline vf16 relu16(vf16 v) { const vf16 zero = {0}; return select16((vu16)(v < zero), zero, v); }
+#include "vector.h"
 
 /* The frames of x that the temporal taps of output frame ti read (zero padding kt/2 outside the clip):
  * fills src[] with their offsets in x's frames and tap[] with their weights; returns how many. */

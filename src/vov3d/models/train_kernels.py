@@ -1,0 +1,352 @@
+"""vov3d's fused training kernels (``csrc/train_kernels.c``) as autograd functions.
+
+``FastVideoClassifier(model, kernels=lib)`` runs its batch norms (in training mode), D(2+1)D's temporal
+depthwise conv, squeeze-excitation scaling and the activations through these, on contiguous channels-last
+(N, T, H, W, C) tensors; the 1x1x1 convs stay matrix products (MKL) and the 1x3x3 depthwise convs oneDNN
+2D convs. What they save is passes over memory: a training step at batch 8 is bound by the elementwise
+work on activations that fit in no cache, not by the products (``benchmarks/RESULTS.md`` §4).
+
+* ``batch_norm_act``: ``nn.BatchNorm3d`` in training mode (batch statistics; running statistics updated
+  as ``nn.BatchNorm3d`` does), then an optional residual add and ReLU: two passes forward (sums, apply)
+  and two backward, where torch takes five and five to eight.
+* ``pointwise_conv``: a 1x1x1 conv as a matrix product, forward and input gradient through ``cpu_kernels.gemm``
+  and the weight gradient ``x^T dy`` through ``vov3d_gemm_tn``: 1.1-2x MKL's rate on VoV3D's narrow
+  products (``benchmarks/kernels.py``);
+* ``spatial_depthwise``: D(2+1)D's depthwise 1x3x3 conv, forward by ``cpu_kernels.depthwise_st`` and
+  backward by ``vov3d_dw3x3_bwd``, where oneDNN's channels-last depthwise backward is slow (3-10x its
+  forward; stride 2 worst);
+* ``temporal_conv_sums``: the depthwise k x 1 x 1 conv, with the per-clip sums of its output and of their
+  squares in the same pass; its backward takes the gradients of those sums too, so that
+* ``bn_se_act`` (batch norm, squeeze-excitation, Swish or ReLU after it) computes the batch statistics
+  and the excitation from the sums, (N, C) tensors differentiated by autograd, and applies all of them
+  in one pass (``affine_act``: per clip and channel ``act(v * scale + shift)``), one pass backward.
+
+Batch statistics are summed in float64 (float32 within blocks of rows); gradients agree with the plain
+model's to float32 rounding (``tests/models/test_train_kernels.py``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+from vov3d.models.cpu_kernels import MAX_TAPS, depthwise_st, gemm, pack_weight
+
+ACTS = {None: 0, "relu": 1, "silu": 2}
+
+
+def _check(name: str, t: torch.Tensor) -> None:
+    if t.dtype != torch.float32 or t.device.type != "cpu" or not t.is_contiguous():
+        raise ValueError(f"{name}: expected a contiguous float32 CPU tensor, got {t.dtype} on {t.device}")
+
+
+def _rows(x: torch.Tensor) -> tuple[int, int]:
+    c = x.shape[-1]
+    return x.numel() // c, c
+
+
+def _f32(t: torch.Tensor) -> torch.Tensor:
+    return t.to(torch.float32).contiguous()
+
+
+class _BatchNormAct(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, residual, lib, eps, relu):  # noqa: ANN001, ANN205
+        rows, c = _rows(x)
+        s1, s2, first = torch.empty(c, dtype=torch.float64), torch.empty(c, dtype=torch.float64), torch.empty(c)
+        lib.vov3d_channel_sums(x.data_ptr(), rows, c, first.data_ptr(), s1.data_ptr(), s2.data_ptr())
+        d = s1 / rows  # sums around the first row: the mean's offset from it
+        mean = first.double() + d
+        var = (s2 / rows - d * d).clamp_min(0.0)
+        invstd = (var + eps).rsqrt()
+        scale = weight.double() * invstd
+        shift = _f32(bias.double() - mean * scale)  # (float32 copies held while the kernel reads them)
+        scale = _f32(scale)
+        y = torch.empty_like(x)
+        res = residual.data_ptr() if residual is not None else None
+        lib.vov3d_affine_act(
+            x.data_ptr(), scale.data_ptr(), shift.data_ptr(), rows, res, rows, c, int(relu), y.data_ptr()
+        )
+        # ReLU's mask: read from y after a residual add, else recomputed from x, scale and shift.
+        ctx.save_for_backward(x, y if relu and residual is not None else None, weight, mean, invstd, scale, shift)
+        ctx.lib, ctx.relu, ctx.has_residual = lib, relu, residual is not None
+        ctx.mark_non_differentiable(mean, var)
+        return y, mean, var
+
+    @staticmethod
+    def backward(ctx, dy, _dmean, _dvar):  # noqa: ANN001, ANN205
+        x, y, weight, mean, invstd, scale, shift = ctx.saved_tensors
+        rows, c = _rows(x)
+        dy = dy.contiguous()
+        sg, sgx = torch.empty(c, dtype=torch.float64), torch.empty(c, dtype=torch.float64)
+        mean32 = _f32(mean)
+        y_ptr = y.data_ptr() if y is not None else None
+        ctx.lib.vov3d_bn_act_bwd_sums(
+            dy.data_ptr(), y_ptr, x.data_ptr(), mean32.data_ptr(), scale.data_ptr(), shift.data_ptr(), rows, c,
+            int(ctx.relu), sg.data_ptr(), sgx.data_ptr(),
+        )
+        k = weight.double() * invstd
+        k2, k0 = _f32(-k * invstd * invstd * sgx / rows), _f32(-k * sg / rows)
+        k = _f32(k)
+        dx = torch.empty_like(x)
+        dres = torch.empty_like(x) if ctx.has_residual and ctx.needs_input_grad[3] else None
+        ctx.lib.vov3d_bn_act_bwd_apply(
+            dy.data_ptr(), y_ptr, x.data_ptr(), mean32.data_ptr(), scale.data_ptr(), shift.data_ptr(), k.data_ptr(),
+            k2.data_ptr(), k0.data_ptr(), rows, c, int(ctx.relu), dx.data_ptr(),
+            dres.data_ptr() if dres is not None else None,
+        )
+        return dx, _f32(sgx * invstd), _f32(sg), dres, None, None, None
+
+
+def training_batch_norm(bn: nn.Module) -> bool:
+    """Whether ``bn`` normalises with batch statistics: a ``BatchNorm3d`` in training mode (or without
+    running statistics), with its affine parameters (as every batch norm of VoV3D and X3D)."""
+    return (
+        isinstance(bn, nn.BatchNorm3d)
+        and bn.affine
+        and (bn.training or bn.running_mean is None)
+    )
+
+
+def _update_running_stats(bn: nn.BatchNorm3d, mean: torch.Tensor, var: torch.Tensor, count: int) -> None:
+    """What ``nn.BatchNorm3d`` does to its running statistics in training mode (unbiased variance)."""
+    if not (bn.training and bn.track_running_stats):
+        return
+    with torch.no_grad():
+        bn.num_batches_tracked.add_(1)
+        factor = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+        bn.running_mean.mul_(1 - factor).add_(mean.to(bn.running_mean.dtype), alpha=factor)
+        unbiased = var * count / max(count - 1, 1)
+        bn.running_var.mul_(1 - factor).add_(unbiased.to(bn.running_var.dtype), alpha=factor)
+
+
+def batch_norm_act(
+    lib: ctypes.CDLL, x: torch.Tensor, bn: nn.BatchNorm3d, residual: torch.Tensor | None = None, relu: bool = False
+) -> torch.Tensor:
+    """``act(bn(x) + residual)`` over the last dim of a contiguous (..., C) ``x``, ``bn`` in training mode
+    (``training_batch_norm``); ``act`` is ReLU when ``relu``. Differentiable in ``x``, ``residual`` and
+    ``bn``'s weight and bias; updates ``bn``'s running statistics."""
+    _check("x", x)
+    if residual is not None:
+        _check("residual", residual)
+        if residual.shape != x.shape:
+            raise ValueError(f"residual: expected shape {tuple(x.shape)}, got {tuple(residual.shape)}")
+    y, mean, var = _BatchNormAct.apply(x, bn.weight, bn.bias, residual, lib, bn.eps, relu)
+    _update_running_stats(bn, mean, var, _rows(x)[0])
+    return y
+
+
+class _TemporalConvSums(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, y, weight, lib):  # noqa: ANN001, ANN205
+        n, t, h, w, c = y.shape
+        kt = weight.shape[2]
+        taps = _f32(weight.reshape(c, kt).t())
+        v, shift = torch.empty_like(y), torch.empty(c)
+        s1, s2 = torch.empty(n, c, dtype=torch.float64), torch.empty(n, c, dtype=torch.float64)
+        lib.vov3d_temporal_fwd(
+            y.data_ptr(), taps.data_ptr(), kt, n, t, h * w, c, v.data_ptr(), shift.data_ptr(), s1.data_ptr(),
+            s2.data_ptr(),
+        )
+        ctx.save_for_backward(y, v, taps, shift)
+        ctx.lib, ctx.weight_shape = lib, weight.shape
+        ctx.mark_non_differentiable(shift)
+        return v, s1, s2, shift
+
+    @staticmethod
+    def backward(ctx, dv, ds1, ds2, _dshift):  # noqa: ANN001, ANN205
+        y, v, taps, shift = ctx.saved_tensors
+        n, t, h, w, c = y.shape
+        kt = taps.shape[0]
+        dv = torch.zeros_like(v) if dv is None else dv.contiguous()
+        e1 = torch.zeros(n, c) if ds1 is None else _f32(ds1)
+        e2 = torch.zeros(n, c) if ds2 is None else _f32(2 * ds2)  # d s2 / dv = 2 (v - shift)
+        dy = torch.empty_like(y)
+        dtaps = torch.empty(kt, c, dtype=torch.float64)
+        ctx.lib.vov3d_temporal_bwd(
+            dv.data_ptr(), v.data_ptr(), e1.data_ptr(), e2.data_ptr(), shift.data_ptr(), y.data_ptr(),
+            taps.data_ptr(), kt, n, t, h * w, c, dy.data_ptr(), dtaps.data_ptr(),
+        )
+        return dy, _f32(dtaps.t()).reshape(ctx.weight_shape), None
+
+
+def temporal_conv_sums(
+    lib: ctypes.CDLL, y: torch.Tensor, conv: nn.Conv3d
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``conv`` (depthwise, k x 1 x 1, zero padding k // 2, stride 1, no bias) over a contiguous (N, T, H, W, C)
+    ``y``: its output ``v``, and the (N, C) float64 sums over (T, H, W) of ``v - shift`` and of their squares,
+    with ``shift`` (C,) ``v``'s first pixel (sums around a typical value, for an accurate variance)."""
+    _check("y", y)
+    kt = conv.weight.shape[2]
+    c = y.shape[-1]
+    if (
+        y.dim() != 5 or conv.groups != c or conv.weight.shape != (c, 1, kt, 1, 1) or conv.bias is not None
+        or conv.padding != (kt // 2, 0, 0) or conv.stride != (1, 1, 1) or kt > MAX_TAPS or kt % 2 == 0
+    ):
+        raise ValueError(f"expected a depthwise odd k x 1 x 1 conv without bias over {c} channels, got {conv}")
+    return _TemporalConvSums.apply(y, conv.weight, lib)
+
+
+class _AffineAct(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, scale, shift, lib, act):  # noqa: ANN001, ANN205
+        rows, c = _rows(x)
+        y = torch.empty_like(x)
+        lib.vov3d_affine_act(
+            x.data_ptr(), scale.data_ptr(), shift.data_ptr(), rows // x.shape[0], None, rows, c, act, y.data_ptr()
+        )
+        ctx.save_for_backward(x, scale, shift)
+        ctx.lib, ctx.act = lib, act
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):  # noqa: ANN001, ANN205
+        x, scale, shift = ctx.saved_tensors
+        rows, c = _rows(x)
+        dy = dy.contiguous()
+        dx = torch.empty_like(x)
+        dscale, dshift = torch.empty(scale.shape, dtype=torch.float64), torch.empty(shift.shape, dtype=torch.float64)
+        ctx.lib.vov3d_affine_act_bwd(
+            dy.data_ptr(), x.data_ptr(), scale.data_ptr(), shift.data_ptr(), rows // x.shape[0], rows, c,
+            ctx.act, dx.data_ptr(), dscale.data_ptr(), dshift.data_ptr(),
+        )
+        return dx, _f32(dscale), _f32(dshift), None, None
+
+
+def affine_act(
+    lib: ctypes.CDLL, x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, act: str = "silu"
+) -> torch.Tensor:
+    """``act(x * scale[n] + shift[n])`` for contiguous (N, ..., C) ``x`` and (N, C) ``scale``, ``shift``
+    (per clip and channel); ``act``: ``"relu"`` or ``"silu"``."""
+    _check("x", x)
+    n, c = x.shape[0], x.shape[-1]
+    for name, t in (("scale", scale), ("shift", shift)):
+        _check(name, t)
+        if t.shape != (n, c):
+            raise ValueError(f"{name}: expected shape {(n, c)}, got {tuple(t.shape)}")
+    if act not in ("relu", "silu"):
+        raise ValueError(f"act: expected 'relu' or 'silu', got {act!r}")
+    return _AffineAct.apply(x, scale, shift, lib, ACTS[act])
+
+
+def bn_se_act(
+    lib: ctypes.CDLL,
+    v: torch.Tensor,
+    sums: torch.Tensor,
+    sums_sq: torch.Tensor,
+    shift: torch.Tensor,
+    bn: nn.BatchNorm3d,
+    gate: Callable[[torch.Tensor], torch.Tensor] | None,
+    act: str,
+) -> torch.Tensor:
+    """``act(gate(bn(v)) * bn(v))`` for (N, T, H, W, C) ``v`` with its (N, C) ``sums`` and ``sums_sq`` around
+    ``shift`` (from ``temporal_conv_sums``), ``bn`` in training mode (running statistics updated). ``gate``
+    maps the (N, C) means of ``bn(v)`` to the squeeze-excitation scales (None: no SE)."""
+    n, c = sums.shape
+    per_clip = v.numel() // (n * c)
+    count = n * per_clip
+    d = sums.sum(0) / count
+    mean = shift.double() + d
+    var = (sums_sq.sum(0) / count - d * d).clamp_min(0.0)
+    scale = bn.weight.double() * (var + bn.eps).rsqrt()
+    offset = bn.bias.double() - mean * scale
+    _update_running_stats(bn, mean.detach(), var.detach(), count)
+    scale, offset = scale.expand(n, c), offset.expand(n, c)
+    if gate is not None:
+        clip_means = shift.double() + sums / per_clip
+        g = gate((clip_means * scale + offset).float()).double()
+        scale, offset = scale * g, offset * g
+    return affine_act(lib, v, _f32(scale), _f32(offset), act)
+
+
+class _PointwiseConv(torch.autograd.Function):
+    """A 1x1x1 conv over the concatenation of ``parts`` along channels (T-OSA's aggregation), which is never
+    written: ``gemm`` reads the parts where they are, and each part gets its own gradient."""
+
+    @staticmethod
+    def forward(ctx, weight, lib, *parts):  # noqa: ANN001, ANN205
+        rows, k = parts[0].numel() // parts[0].shape[-1], sum(part.shape[-1] for part in parts)
+        n = weight.shape[0]
+        w = weight.reshape(n, k)
+        packed, zero = pack_weight(w.t(), torch.zeros(n))
+        y = gemm(lib, [part.view(rows, -1) for part in parts], packed, zero, n)
+        ctx.save_for_backward(w, *parts)
+        ctx.lib = lib
+        return y.view(*parts[0].shape[:-1], n)
+
+    @staticmethod
+    def backward(ctx, dy):  # noqa: ANN001, ANN205
+        w, *parts = ctx.saved_tensors
+        n, rows = w.shape[0], parts[0].numel() // parts[0].shape[-1]
+        dy = dy.contiguous().view(rows, n)
+        grads, dws, k0 = [], [], 0
+        for i, part in enumerate(parts):
+            k = part.shape[-1]
+            grad = None
+            if ctx.needs_input_grad[2 + i]:
+                packed, zero = pack_weight(w[:, k0 : k0 + k], torch.zeros(k))
+                grad = gemm(ctx.lib, dy, packed, zero, k).view(part.shape)
+            dw = torch.empty(k, n)
+            ctx.lib.vov3d_gemm_tn(part.data_ptr(), dy.data_ptr(), rows, k, n, dw.data_ptr())
+            grads.append(grad)
+            dws.append(dw)
+            k0 += k
+        return torch.cat(dws).t().reshape(n, k0, 1, 1, 1), None, *grads
+
+
+def pointwise_conv(lib: ctypes.CDLL, x: torch.Tensor | Sequence[torch.Tensor], conv: nn.Conv3d) -> torch.Tensor:
+    """A 1x1x1 conv (no bias) over the last dim of a contiguous (..., C_in) ``x`` (a strided conv's ``x`` is
+    the input already subsampled), or over the concatenation of several such tensors along it, which is
+    never written (each gets its own gradient)."""
+    parts = [x] if isinstance(x, torch.Tensor) else list(x)
+    for i, part in enumerate(parts):
+        _check(f"x[{i}]" if len(parts) > 1 else "x", part)
+        if part.shape[:-1] != parts[0].shape[:-1]:
+            raise ValueError(f"x[{i}]: expected shape {tuple(parts[0].shape[:-1])} + (C,), got {tuple(part.shape)}")
+    n, k = conv.weight.shape[:2]
+    if conv.weight.shape[2:] != (1, 1, 1) or conv.groups != 1 or conv.bias is not None:
+        raise ValueError(f"expected a 1x1x1 conv without bias or groups, got {conv}")
+    if sum(part.shape[-1] for part in parts) != k:
+        shapes = [tuple(part.shape) for part in parts]
+        raise ValueError(f"x: expected {k} channels in the last dim (all parts together), got shapes {shapes}")
+    return _PointwiseConv.apply(conv.weight, lib, *parts)
+
+
+class _SpatialDepthwise(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, lib, stride):  # noqa: ANN001, ANN205
+        n, t, h, w, c = x.shape
+        taps = _f32(weight.reshape(c, 9).t())
+        frames = x.view(n * t, 1, h, w, c)  # one frame per clip, one temporal tap of 1: the 3x3 conv alone
+        y, _ = depthwise_st(lib, frames, torch.ones(1, c), taps, torch.zeros(c), stride, relu_in=False)
+        ctx.save_for_backward(x, taps)
+        ctx.lib, ctx.stride, ctx.weight_shape = lib, stride, weight.shape
+        return y.view(n, t, *y.shape[2:])
+
+    @staticmethod
+    def backward(ctx, dy):  # noqa: ANN001, ANN205
+        x, taps = ctx.saved_tensors
+        n, t, h, w, c = x.shape
+        dy = dy.contiguous()
+        dx, dtaps = torch.empty_like(x), torch.empty(9, c, dtype=torch.float64)
+        ctx.lib.vov3d_dw3x3_bwd(
+            x.data_ptr(), dy.data_ptr(), taps.data_ptr(), n * t, h, w, c, ctx.stride, dx.data_ptr(), dtaps.data_ptr()
+        )
+        return dx, _f32(dtaps.t()).reshape(ctx.weight_shape), None, None
+
+
+def spatial_depthwise(lib: ctypes.CDLL, x: torch.Tensor, conv: nn.Conv3d) -> torch.Tensor:
+    """``conv`` (depthwise 1x3x3, padding (0, 1, 1), stride (1, s, s), no bias) over a contiguous
+    (N, T, H, W, C) ``x``."""
+    _check("x", x)
+    c = x.shape[-1]
+    stride = conv.stride[1]
+    if (
+        x.dim() != 5 or conv.groups != c or conv.weight.shape != (c, 1, 1, 3, 3) or conv.bias is not None
+        or conv.padding != (0, 1, 1) or conv.stride != (1, stride, stride) or conv.dilation != (1, 1, 1)
+    ):
+        raise ValueError(f"expected a depthwise 1x3x3 conv (padding 1, no bias) over {c} channels, got {conv}")
+    return _SpatialDepthwise.apply(x, conv.weight, lib, stride)
