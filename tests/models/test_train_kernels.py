@@ -116,9 +116,20 @@ def test_temporal_conv_sums_equals_conv3d(lib, shape, k):
     assert_close(conv.weight.grad, ref.weight.grad, msg="weight gradient")
 
 
-@pytest.mark.parametrize("shape,stride", [((2, 3, 6, 7, 48), 1), ((1, 2, 9, 8, 48), 2), ((2, 1, 5, 5, 20), 2), ((1, 2, 4, 3, 7), 1)])
+@pytest.mark.parametrize(
+    "shape,stride",
+    [
+        ((2, 3, 6, 7, 48), 1),
+        ((1, 2, 1, 3, 16), 1),  # one row
+        ((2, 1, 4, 1, 32), 1),  # one column
+        ((1, 2, 9, 8, 48), 2),
+        ((2, 1, 5, 5, 20), 2),
+        ((1, 2, 4, 3, 7), 1),
+    ],
+)
 def test_spatial_depthwise_equals_conv3d(lib, shape, stride):
-    # Odd and even sizes at stride 2; 20 and 7 channels: vectors with a scalar tail, and none.
+    # Stride 1 with whole vectors of channels (the gather form), odd and even sizes at stride 2, and 20
+    # and 7 channels (vectors with a scalar tail, and none: the scatter form).
     torch.manual_seed(stride)
     c = shape[-1]
     conv = nn.Conv3d(c, c, (1, 3, 3), stride=(1, stride, stride), padding=(0, 1, 1), groups=c, bias=False)
