@@ -16,6 +16,10 @@ Ways to run the step on the same weights and data:
   in the run, its compile time printed).
 
 ``--profile`` adds a per-op profile (``torch.profiler``) of one step of the last way: where training time goes.
+``--breakdown`` times, by wall clock, the forward and backward of each of ``vov3d.models.train_kernels``'
+autograd functions over two ``fast_kernels`` steps (the profiler's attribution of custom functions was
+unreliable here), and the 1x1x1 convs' matrix products (forward and both gradients) against their own floor
+(3 x their forward FLOPs at the matmul rate).
 
 The floor is 3 x the forward FLOPs (forward, and backward for inputs and weights) over the measured
 float32 matmul rate. Before timing, one step of each is checked against ``plain``: the largest
@@ -38,7 +42,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import vov3d  # noqa: E402
 from common import describe_runtime, time_call  # noqa: E402
-from roofline import matmul_gflops, model_floor, MachineLimits, dram_gbs  # noqa: E402
+from roofline import matmul_gflops, model_floor, model_layers, MachineLimits, dram_gbs  # noqa: E402
 from vov3d.allocator import keep_freed_memory  # noqa: E402
 from vov3d.models.fast_blocks import FastVideoClassifier  # noqa: E402
 
@@ -64,6 +68,54 @@ def first_grads(module: torch.nn.Module, params, x: torch.Tensor, y: torch.Tenso
     return [p.grad.clone() for p in params]
 
 
+def product_flops(meta: torch.nn.Module, frames: int, size: int) -> float:
+    """Forward FLOPs per clip of the 1x1x1 convs that run as matrix products (not squeeze-excitation's)."""
+    names = {
+        name for name, m in meta.named_modules()
+        if isinstance(m, torch.nn.Conv3d) and m.kernel_size == (1, 1, 1) and m.groups == 1 and ".se." not in name
+    }
+    return sum(layer.flops for layer in model_layers(meta, frames, size) if layer.name in names)
+
+
+def print_breakdown(step, batch: int, products_floor: float, steps: int = 2) -> None:
+    """Wall time per step in each training-kernel function's forward and backward (wrapped for the call);
+    ``products_floor``: the matrix products' floor per step, in seconds."""
+    from vov3d.models import train_kernels
+
+    spent: dict[str, float] = {}
+    functions = [v for v in vars(train_kernels).values() if isinstance(v, type) and issubclass(v, torch.autograd.Function)]
+    originals = {(f, m): getattr(f, m) for f in functions for m in ("forward", "backward")}
+
+    def timed(fn, key):
+        def run(*args):
+            t0 = time.perf_counter()
+            out = fn(*args)
+            spent[key] = spent.get(key, 0.0) + time.perf_counter() - t0
+            return out
+
+        return staticmethod(run)
+
+    step()
+    for (f, m), fn in originals.items():
+        setattr(f, m, timed(fn, f"{f.__name__.lstrip('_')}.{m}"))
+    try:
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        total = (time.perf_counter() - t0) / steps
+    finally:
+        for (f, m), fn in originals.items():
+            setattr(f, m, staticmethod(fn))
+    print(f"# fast_kernels, one step of batch {batch}: {total * 1e3:.0f} ms; wall time in each function")
+    for key, t in sorted(spent.items(), key=lambda kv: -kv[1]):
+        print(f"#   {key:<30} {t / steps * 1e3:7.1f} ms  {t / steps / total:5.1%}")
+    inside = sum(spent.values()) / steps
+    print(f"#   {'(outside these functions)':<30} {(total - inside) * 1e3:7.1f} ms  {(total - inside) / total:5.1%}")
+    products = sum(t for key, t in spent.items() if key.startswith("PointwiseConv.")) / steps
+    print(f"# matrix products {products * 1e3:.0f} ms per step, {products / products_floor:.2f}x their floor "
+          f"({products_floor * 1e3:.0f} ms: 3 x their forward FLOPs at the matmul rate at start)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["vov3d_m"])
@@ -74,6 +126,7 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="add the fast_compiled lever")
     parser.add_argument("--malloc-defaults", action="store_true")
     parser.add_argument("--profile", action="store_true", help="print a per-op profile of one step of the last way")
+    parser.add_argument("--breakdown", action="store_true", help="time each training-kernel function (fast_kernels)")
     parser.add_argument("--ways", nargs="+", default=["plain", "channels_last", "fast", "fast_kernels"],
                         help="which ways to run (plain is the reference, always run first)")
     args = parser.parse_args()
@@ -108,7 +161,8 @@ def main() -> None:
             ways["fast"] = (FastVideoClassifier(fm).train(), list(fm.parameters()), x)
         if "fast_kernels" in args.ways:
             fk = copy.deepcopy(base).train()
-            ways["fast_kernels"] = (vov3d.prepare_for_training(fk, kernels=True), list(fk.parameters()), x)
+            prepared = vov3d.prepare_for_training(fk, kernels=True, keep_memory=not args.malloc_defaults)
+            ways["fast_kernels"] = (prepared, list(fk.parameters()), x)
         if args.compile:
             fc = copy.deepcopy(base).train()
             ways["fast_compiled"] = (torch.compile(FastVideoClassifier(fc).train()), list(fc.parameters()), x)
@@ -129,6 +183,10 @@ def main() -> None:
             t_plain = t_plain or t
             rows.append((name, way, t, t_plain / t, fwd_flops))
             print(f"{name:<11} {way:<14} {t * 1e3:>9.1f} {t_plain / t:>8.2f}x {rel:>14.1e} {first:>8.1f}", flush=True)
+        if args.breakdown and "fast_kernels" in ways:
+            module, params, xin = ways["fast_kernels"]
+            floor = 3 * product_flops(meta, args.frames, args.size) * b / (limits.fp32_gflops * 1e9)
+            print_breakdown(make_step(module, params, xin, y), b, floor)
         if args.profile:
             way = list(ways)[-1]
             module, params, xin = ways[way]
