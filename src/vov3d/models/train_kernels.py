@@ -1,20 +1,20 @@
 """vov3d's fused training kernels (``csrc/train_kernels.c``) as autograd functions.
 
-``FastVideoClassifier(model, kernels=lib)`` runs its batch norms (in training mode), D(2+1)D's temporal
-depthwise conv, squeeze-excitation scaling and the activations through these, on contiguous channels-last
-(N, T, H, W, C) tensors; the 1x1x1 convs stay matrix products (MKL) and the 1x3x3 depthwise convs oneDNN
-2D convs. What they save is passes over memory: a training step at batch 8 is bound by the elementwise
-work on activations that fit in no cache, not by the products (``benchmarks/RESULTS.md`` §4).
+``FastVideoClassifier(model, kernels=lib)`` (``vov3d.prepare_for_training``) runs its batch norms (in
+training mode), D(2+1)D's depthwise convs, squeeze-excitation, the activations and the 1x1x1 convs through
+these, on contiguous channels-last (N, T, H, W, C) tensors. What they save is passes over memory: at
+batch 8 the activations fit in no cache, and the torch ops spent two thirds of a training step in
+elementwise passes (``benchmarks/RESULTS.md`` §4).
 
 * ``batch_norm_act``: ``nn.BatchNorm3d`` in training mode (batch statistics; running statistics updated
   as ``nn.BatchNorm3d`` does), then an optional residual add and ReLU: two passes forward (sums, apply)
   and two backward, where torch takes five and five to eight.
 * ``pointwise_conv``: a 1x1x1 conv as a matrix product, forward and input gradient through ``cpu_kernels.gemm``
-  and the weight gradient ``x^T dy`` through ``vov3d_gemm_tn``: 1.1-2x MKL's rate on VoV3D's narrow
-  products (``benchmarks/kernels.py``);
+  and the weight gradient ``x^T dy`` through ``vov3d_gemm_tn`` (1.0-2.2x MKL's rate on VoV3D-M's shapes,
+  ``benchmarks/kernels.py --training-only``); T-OSA's aggregation reads its inputs in place;
 * ``spatial_depthwise``: D(2+1)D's depthwise 1x3x3 conv, forward by ``cpu_kernels.depthwise_st`` and
-  backward by ``vov3d_dw3x3_bwd``, where oneDNN's channels-last depthwise backward is slow (3-10x its
-  forward; stride 2 worst);
+  backward by ``vov3d_dw3x3_bwd`` (1.2-2.1x faster than oneDNN's channels-last backward alone, and
+  more inside the training step);
 * ``temporal_conv_sums``: the depthwise k x 1 x 1 conv, with the per-clip sums of its output and of their
   squares in the same pass; its backward takes the gradients of those sums too, so that
 * ``bn_se_act`` (batch norm, squeeze-excitation, Swish or ReLU after it) computes the batch statistics
@@ -22,7 +22,8 @@ work on activations that fit in no cache, not by the products (``benchmarks/RESU
   in one pass (``affine_act``: per clip and channel ``act(v * scale + shift)``), one pass backward.
 
 Batch statistics are summed in float64 (float32 within blocks of rows); gradients agree with the plain
-model's to float32 rounding (``tests/models/test_train_kernels.py``).
+model's to float32 rounding (``tests/models/test_train_kernels.py``). First derivatives only: the
+backward passes are ``once_differentiable`` (a double backward errors).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Callable, Sequence
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from vov3d.models.cpu_kernels import MAX_TAPS, depthwise_st, gemm, pack_weight
 
@@ -77,6 +79,7 @@ class _BatchNormAct(torch.autograd.Function):
         return y, mean, var
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, dy, _dmean, _dvar):  # noqa: ANN001, ANN205
         x, y, weight, mean, invstd, scale, shift = ctx.saved_tensors
         rows, c = _rows(x)
@@ -157,6 +160,7 @@ class _TemporalConvSums(torch.autograd.Function):
         return v, s1, s2, shift
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, dv, ds1, ds2, _dshift):  # noqa: ANN001, ANN205
         y, v, taps, shift = ctx.saved_tensors
         n, t, h, w, c = y.shape
@@ -203,6 +207,7 @@ class _AffineAct(torch.autograd.Function):
         return y
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, dy):  # noqa: ANN001, ANN205
         x, scale, shift = ctx.saved_tensors
         rows, c = _rows(x)
@@ -278,6 +283,7 @@ class _PointwiseConv(torch.autograd.Function):
         return y.view(*parts[0].shape[:-1], n)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, dy):  # noqa: ANN001, ANN205
         w, *parts = ctx.saved_tensors
         n, rows = w.shape[0], parts[0].numel() // parts[0].shape[-1]
@@ -327,6 +333,7 @@ class _SpatialDepthwise(torch.autograd.Function):
         return y.view(n, t, *y.shape[2:])
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, dy):  # noqa: ANN001, ANN205
         x, taps = ctx.saved_tensors
         n, t, h, w, c = x.shape

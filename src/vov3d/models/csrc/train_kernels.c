@@ -345,7 +345,7 @@ static inline __attribute__((always_inline)) void tn_tile(const float *x, int K,
 
 /* The weight gradient of a 1x1x1 conv, x^T g: dw[i, j] = sum_r x[r, i] * g[r, j] (x: (rows, K), g: (rows, N),
  * dw: (K, N), overwritten). MKL runs these tall products (rows in the hundreds of thousands, K and N of
- * 24-384) at 45-90 GFLOP/s on two cores; here each thread sums chunks of rows that stay in L2 into its own
+ * 24-384) at 50-90 GFLOP/s on two cores (benchmarks/kernels.py --training-only); here each thread sums chunks of rows that stay in L2 into its own
  * (K, N) partial, tile by tile in registers, and the partials are added at the end. */
 void vov3d_gemm_tn(const float *x, const float *g, long rows, int K, int N, float *dw) {
     const long chunk = (64L * 1024) / (K + N) < 32 ? 32 : (64L * 1024) / (K + N);
@@ -437,7 +437,7 @@ static void dw3x3_bwd_frame_s1(const float *xf, const float *dyf, const float *w
  *   dx[f, ih, iw, c] = sum of ws[kh, kw, c] * dy[f, oh, ow, c] over ih = oh * stride + kh - 1, iw = ...;
  *   dws[k, c] = sum_{f, oh, ow} dy[f, oh, ow, c] * x[f, oh * stride + kh - 1, ow * stride + kw - 1, c].
  * One task per frame; at stride 1 with whole vectors of channels dw3x3_bwd_frame_s1, else each output
- * pixel is scattered to its 9 taps while the frame's rows stay in cache. oneDNN's channels-last depthwise backward ran 3-10x slower than its forward here (stride 2 worst). */
+ * pixel is scattered to its 9 taps while the frame's rows stay in cache. */
 void vov3d_dw3x3_bwd(const float *x, const float *dy, const float *ws, long frames, int h, int w, int C, int stride,
                      float *dx, double *dws) {
     const int ho = (h - 1) / stride + 1, wo = (w - 1) / stride + 1;
