@@ -3,6 +3,8 @@ ops in float64: outputs, every gradient, and batch norm's running statistics."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -289,6 +291,15 @@ def test_prepare_for_training_runs_the_kernels_on_the_model(name):
     # Without the kernels, the same wrapper runs torch ops.
     plain_names = graph_nodes(vov3d.prepare_for_training(model, kernels=False)(torch.randn(1, 3, 2, 32, 32)).sum())
     assert "_BatchNormActBackward" not in plain_names and "NativeBatchNormBackward0" in plain_names
+
+
+def test_prepared_model_deep_copies_sharing_the_library():
+    model = vov3d.create_model("vov3d_m", num_classes=10, dropout=0.0)
+    fast = vov3d.prepare_for_training(model, kernels=True)
+    twin = copy.deepcopy(fast)  # e.g. an EMA copy: new parameters, the same kernel library
+    assert twin.stem.lib is fast.stem.lib and twin.model is not model
+    x = torch.randn(2, 3, 2, 32, 32)
+    torch.testing.assert_close(twin(x), fast(x), rtol=0, atol=0)
 
 
 def test_prepare_for_training_refuses_kernels_for_other_dtypes():

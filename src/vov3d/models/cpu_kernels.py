@@ -100,6 +100,7 @@ def _build(cache_dir: Path) -> ctypes.CDLL:
             raise RuntimeError(f"{cc} failed on {' '.join(sources)}:\n{result.stderr.strip()}")
         os.replace(tmp, path)  # atomic: a concurrent process sees a whole library or none
     lib = ctypes.CDLL(str(path))
+    lib.__deepcopy__ = lambda memo: lib  # one library per process: modules holding it can be deep-copied
     i, p, lng = ctypes.c_int, ctypes.c_void_p, ctypes.c_long
     lib.vov3d_depthwise_st.argtypes = [p, p, i, p, p, p, p, i, i, i, i, i, i, i, i]
     lib.vov3d_depthwise_st.restype = None

@@ -18,6 +18,11 @@ gradients flow to them), but restructured:
 
 X3D's 3x3x3 depthwise conv runs as a ``channels_last_3d`` ``conv3d`` on a zero-copy view (oneDNN).
 Anything else (the original head's fixed pool) calls the original module on a zero-copy view.
+
+With ``kernels`` (vov3d's kernel library; ``vov3d.prepare_for_training``), the batch norms that use batch
+statistics and what surrounds them (residual add, ReLU, D(2+1)D's depthwise convs, SE, Swish), and the
+1x1x1 convs while gradients are on, run through ``train_kernels`` instead: the same maths, fewer passes
+over memory.
 """
 
 from __future__ import annotations
