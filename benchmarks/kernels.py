@@ -17,8 +17,9 @@ Three comparisons, each printed as ms per call and a ratio (torch / ours; > 1: o
 and two of the training kernels (``models/train_kernels.py``) on VoV3D-M's shapes at batch 8, 16x160²:
 
 * the weight gradient of a 1x1x1 conv, ``x^T dy`` (``vov3d_gemm_tn``), against ``x.t() @ dy`` (MKL);
-* the depthwise 1x3x3 backward (``vov3d_dw3x3_bwd``: input and weight gradients) against oneDNN's
-  channels-last ``conv2d`` backward, over the 128 frames.
+* the depthwise 1x3x3 backward (``vov3d_bn_relu_dw3x3_bwd``: input and weight gradients, with the batch
+  norm + ReLU before it formed again, its mask applied and the batch norm's sums) against oneDNN's
+  channels-last ``conv2d`` backward alone, over the 128 frames.
 """
 
 from __future__ import annotations
@@ -123,15 +124,18 @@ def main() -> None:
         print(f"{rows:>7} {k:>4} {n:>4}   ours {gflop / ours * 1e3:4.0f}, MKL {gflop / theirs * 1e3:4.0f} GFLOP/s   "
               f"{theirs / ours:5.2f}x")
 
-    print("\n# training, batch 8, 16x160²: depthwise 1x3x3 backward (input and weight gradients), ours vs oneDNN"
-          " (frames, H, C, stride)")
+    print("\n# training, batch 8, 16x160²: depthwise 1x3x3 backward (input and weight gradients; ours also forms the"
+          " batch norm + ReLU before it again, masks, and sums for the batch norm), ours vs oneDNN (frames, H, C, stride)")
     for h, c, stride in TRAIN_DEPTHWISE:
         x = torch.randn(128, h, h, c, generator=g)
         ho = (h - 1) // stride + 1
         dy, taps = torch.randn(128, ho, ho, c, generator=g), torch.randn(9, c, generator=g)
+        scale, shift, mean = torch.rand(c, generator=g) + 0.5, torch.randn(c, generator=g), torch.zeros(c)
         dx, dtaps = torch.empty_like(x), torch.empty(9, c, dtype=torch.float64)
-        ours = ms(lambda: lib.vov3d_dw3x3_bwd(
-            x.data_ptr(), dy.data_ptr(), taps.data_ptr(), 128, h, h, c, stride, dx.data_ptr(), dtaps.data_ptr()
+        sg, sgx = torch.empty(c, dtype=torch.float64), torch.empty(c, dtype=torch.float64)
+        ours = ms(lambda: lib.vov3d_bn_relu_dw3x3_bwd(
+            x.data_ptr(), scale.data_ptr(), shift.data_ptr(), mean.data_ptr(), dy.data_ptr(), taps.data_ptr(), 128,
+            h, h, c, stride, dx.data_ptr(), dtaps.data_ptr(), sg.data_ptr(), sgx.data_ptr(),
         ))
         xc = x.permute(0, 3, 1, 2).requires_grad_()  # channels-last (N, C, H, W) views
         weight = taps.t().reshape(c, 1, 3, 3).contiguous().requires_grad_()

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import vov3d
-from vov3d.models import X3DBottleneck, cpu_kernels, train_kernels
+from vov3d.models import D2Plus1D, X3DBottleneck, cpu_kernels, train_kernels
 
 
 @pytest.fixture(scope="module")
@@ -129,25 +129,30 @@ def test_temporal_conv_sums_equals_conv3d(lib, shape, k):
         ((1, 2, 4, 3, 7), 1),
     ],
 )
-def test_spatial_depthwise_equals_conv3d(lib, shape, stride):
+def test_bn_relu_depthwise_equals_batchnorm_relu_conv3d(lib, shape, stride):
     # Stride 1 with whole vectors of channels (the gather form), odd and even sizes at stride 2, and 20
-    # and 7 channels (vectors with a scalar tail, and none: the scatter form).
+    # and 7 channels (vectors with a scalar tail, and none: channel by channel, and the scatter form).
     torch.manual_seed(stride)
     c = shape[-1]
+    bn, ref_bn = random_bn(c, 0.1), random_bn(c, 0.1).double()
+    ref_bn.load_state_dict(bn.state_dict())
     conv = nn.Conv3d(c, c, (1, 3, 3), stride=(1, stride, stride), padding=(0, 1, 1), groups=c, bias=False)
     ref = nn.Conv3d(c, c, (1, 3, 3), stride=(1, stride, stride), padding=(0, 1, 1), groups=c, bias=False).double()
     ref.load_state_dict(conv.state_dict())
-    x = torch.randn(shape)
+    x = torch.randn(shape) + 0.3
     xa = leaf(x)
-    y = train_kernels.spatial_depthwise(lib, xa, conv)
+    y = train_kernels.bn_relu_depthwise(lib, xa, bn, conv)
     grad = torch.randn_like(y)
     (y * grad).sum().backward()
     xb = leaf(x.double())
-    yb = ref(xb.permute(0, 4, 1, 2, 3)).permute(0, 2, 3, 4, 1)
+    yb = ref(F.relu(ref_bn(xb.permute(0, 4, 1, 2, 3)))).permute(0, 2, 3, 4, 1)
     (yb * grad.double()).sum().backward()
     assert_close(y, yb, msg="output")
     assert_close(xa.grad, xb.grad, msg="input gradient")
-    assert_close(conv.weight.grad, ref.weight.grad, msg="weight gradient")
+    assert_close(conv.weight.grad, ref.weight.grad, msg="conv weight gradient")
+    assert_close(bn.weight.grad, ref_bn.weight.grad, msg="batch norm weight gradient")
+    assert_close(bn.bias.grad, ref_bn.bias.grad, msg="batch norm bias gradient")
+    assert_close(bn.running_var, ref_bn.running_var, msg="running variance")
 
 
 @pytest.mark.parametrize("act", ["relu", "silu"])
@@ -249,7 +254,7 @@ def test_bad_arguments_are_named(lib):
     with pytest.raises(ValueError, match="depthwise odd k x 1 x 1 conv"):
         train_kernels.temporal_conv_sums(lib, torch.randn(1, 2, 3, 3, 8), nn.Conv3d(8, 8, (3, 1, 1), groups=8))
     with pytest.raises(ValueError, match="depthwise 1x3x3 conv"):
-        train_kernels.spatial_depthwise(lib, torch.randn(1, 2, 3, 3, 8), nn.Conv3d(8, 8, (1, 3, 3), groups=8))
+        train_kernels.bn_relu_depthwise(lib, torch.randn(1, 2, 3, 3, 8), bn, nn.Conv3d(8, 8, (1, 3, 3), groups=8))
     with pytest.raises(ValueError, match="scale: expected shape"):
         train_kernels.affine_act(lib, torch.randn(2, 3, 8), torch.randn(8), torch.randn(2, 8))
     with pytest.raises(ValueError, match="act: expected"):
@@ -281,12 +286,15 @@ def test_prepare_for_training_runs_the_kernels_on_the_model(name):
     names = graph_nodes(fast(torch.randn(2, 3, 4, 32, 32)).sum())
     bns = sum(isinstance(m, nn.BatchNorm3d) for m in model.modules())
     temporal = sum(isinstance(m, nn.Conv3d) and m.kernel_size[1:] == (1, 1) and m.kernel_size[0] > 1 for m in model.modules())
-    # Every batch norm runs through the kernels, after a temporal conv (VoV3D's D(2+1)D and the stem) as
-    # bn_se_act, else as batch_norm_act; but X3D's after its 3x3x3 depthwise conv (torch ops). No
-    # concatenation is written (T-OSA's aggregation reads the layer outputs in place).
+    # Every batch norm runs through the kernels: after a temporal conv (VoV3D's D(2+1)D and the stem) as
+    # bn_se_act, D(2+1)D's first with its depthwise 1x3x3 conv (bn_relu_depthwise), the others as
+    # batch_norm_act; but X3D's after its 3x3x3 depthwise conv (torch ops). No concatenation is written
+    # (T-OSA's aggregation reads the layer outputs in place).
     x3d_middle = sum(isinstance(m, X3DBottleneck) for m in model.modules())
+    d2plus1d = sum(isinstance(m, D2Plus1D) for m in model.modules())
     assert names.count("_TemporalConvSumsBackward") == names.count("_AffineActBackward") == temporal
-    assert names.count("_BatchNormActBackward") == bns - temporal - x3d_middle
+    assert names.count("_BatchNormReluDepthwiseBackward") == d2plus1d
+    assert names.count("_BatchNormActBackward") == bns - temporal - d2plus1d - x3d_middle
     assert names.count("NativeBatchNormBackward0") == x3d_middle and "CatBackward0" not in names
     # Without the kernels, the same wrapper runs torch ops.
     plain_names = graph_nodes(vov3d.prepare_for_training(model, kernels=False)(torch.randn(1, 3, 2, 32, 32)).sum())

@@ -121,9 +121,10 @@ def _build(cache_dir: Path) -> ctypes.CDLL:
     lib.vov3d_temporal_fwd.argtypes = [p, p, i, i, i, lng, i, p, p, p, p]
     lib.vov3d_temporal_bwd.argtypes = [p, p, p, p, p, p, p, i, i, i, lng, i, p, p]
     lib.vov3d_gemm_tn.argtypes = [p, p, lng, i, i, p]
-    lib.vov3d_dw3x3_bwd.argtypes = [p, p, p, lng, i, i, i, i, p, p]
+    lib.vov3d_bn_relu_dw3x3_fwd.argtypes = [p, p, p, p, lng, i, i, i, i, p]
+    lib.vov3d_bn_relu_dw3x3_bwd.argtypes = [p, p, p, p, p, p, lng, i, i, i, i, p, p, p, p]
     for fn in ("channel_sums", "affine_act", "bn_act_bwd_sums", "bn_act_bwd_apply", "affine_act_bwd", "temporal_fwd",
-               "temporal_bwd", "gemm_tn", "dw3x3_bwd"):
+               "temporal_bwd", "gemm_tn", "bn_relu_dw3x3_fwd", "bn_relu_dw3x3_bwd"):
         getattr(lib, f"vov3d_{fn}").restype = None
     return lib
 

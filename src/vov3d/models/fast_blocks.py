@@ -43,9 +43,9 @@ from vov3d.models.stem import X3DStem
 from vov3d.models.temporal_osa import TemporalOSA
 from vov3d.models.train_kernels import (
     batch_norm_act,
+    bn_relu_depthwise,
     bn_se_act,
     pointwise_conv,
-    spatial_depthwise,
     temporal_conv_sums,
     training_batch_norm,
 )
@@ -159,13 +159,14 @@ class FastD2Plus1D(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s, lib = self.src, self.lib
-        y = norm_act(pointwise(x, s.a[0], lib), s.a[1], lib, relu=True)
-        if lib is not None and training_batch_norm(s.b_bn):
+        y = pointwise(x, s.a[0], lib)
+        if lib is not None and training_batch_norm(s.a[1]) and training_batch_norm(s.b_bn):
             gate = (lambda pooled: se_gate(pooled, s.se)) if s.se is not None else None
-            y = spatial_depthwise(lib, y.contiguous(), s.b1)
+            y = bn_relu_depthwise(lib, y.contiguous(), s.a[1], s.b1)
             y = bn_se_act(lib, *temporal_conv_sums(lib, y, s.b2), s.b_bn, gate, "silu")
         else:
-            y = batch_norm(temporal_depthwise(spatial_conv(y, s.b1), s.b2), s.b_bn)
+            y = spatial_conv(norm_act(y, s.a[1], lib, relu=True), s.b1)
+            y = batch_norm(temporal_depthwise(y, s.b2), s.b_bn)
             if s.se is not None:
                 y = squeeze_excitation(y, s.se)
             y = F.silu(y)

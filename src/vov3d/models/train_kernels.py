@@ -12,9 +12,10 @@ elementwise passes (``benchmarks/RESULTS.md`` §4).
 * ``pointwise_conv``: a 1x1x1 conv as a matrix product, forward and input gradient through ``cpu_kernels.gemm``
   and the weight gradient ``x^T dy`` through ``vov3d_gemm_tn`` (1.0-2.2x MKL's rate on VoV3D-M's shapes,
   ``benchmarks/kernels.py --training-only``); T-OSA's aggregation reads its inputs in place;
-* ``spatial_depthwise``: D(2+1)D's depthwise 1x3x3 conv, forward by ``cpu_kernels.depthwise_st`` and
-  backward by ``vov3d_dw3x3_bwd`` (1.2-2.1x faster than oneDNN's channels-last backward alone, and
-  more inside the training step);
+* ``bn_relu_depthwise``: D(2+1)D's first batch norm, ReLU and depthwise 1x3x3 conv, the ReLU's output
+  formed frame by frame in cache and never written out; the conv's backward 1.2-2.1x faster than
+  oneDNN's channels-last one alone (``benchmarks/kernels.py --training-only``), and more inside the
+  training step;
 * ``temporal_conv_sums``: the depthwise k x 1 x 1 conv, with the per-clip sums of its output and of their
   squares in the same pass; its backward takes the gradients of those sums too, so that
 * ``bn_se_act`` (batch norm, squeeze-excitation, Swish or ReLU after it) computes the batch statistics
@@ -35,7 +36,7 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from vov3d.models.cpu_kernels import MAX_TAPS, depthwise_st, gemm, pack_weight
+from vov3d.models.cpu_kernels import MAX_TAPS, gemm, pack_weight
 
 ACTS = {None: 0, "relu": 1, "silu": 2}
 
@@ -54,19 +55,41 @@ def _f32(t: torch.Tensor) -> torch.Tensor:
     return t.to(torch.float32).contiguous()
 
 
+def _batch_statistics(lib, x, weight, bias, eps):  # noqa: ANN001, ANN202
+    """Batch norm's batch statistics of (..., C) ``x``: float64 mean, variance and 1 / std, and the float32
+    per-channel scale and shift that apply it."""
+    rows, c = _rows(x)
+    s1, s2, first = torch.empty(c, dtype=torch.float64), torch.empty(c, dtype=torch.float64), torch.empty(c)
+    lib.vov3d_channel_sums(x.data_ptr(), rows, c, first.data_ptr(), s1.data_ptr(), s2.data_ptr())
+    d = s1 / rows  # sums around the first row: the mean's offset from it
+    mean = first.double() + d
+    var = (s2 / rows - d * d).clamp_min(0.0)
+    invstd = (var + eps).rsqrt()
+    scale = weight.double() * invstd
+    return mean, var, invstd, _f32(scale), _f32(bias.double() - mean * scale)
+
+
+def _batch_norm_input_grad(lib, dy, y, x, weight, mean, invstd, scale, shift, relu, sg, sgx, dres):  # noqa: ANN001, ANN202
+    """Batch norm's backward, second pass: the input gradient (and ``dres``, the residual's, if given) from
+    the first pass's sums ``sg``, ``sgx``; returns (dx, dweight, dbias)."""
+    rows, c = _rows(x)
+    k = weight.double() * invstd
+    k2, k0 = _f32(-k * invstd * invstd * sgx / rows), _f32(-k * sg / rows)
+    k, mean32 = _f32(k), _f32(mean)
+    dx = torch.empty_like(x)
+    lib.vov3d_bn_act_bwd_apply(
+        dy.data_ptr(), y.data_ptr() if y is not None else None, x.data_ptr(), mean32.data_ptr(), scale.data_ptr(),
+        shift.data_ptr(), k.data_ptr(), k2.data_ptr(), k0.data_ptr(), rows, c, int(relu), dx.data_ptr(),
+        dres.data_ptr() if dres is not None else None,
+    )
+    return dx, _f32(sgx * invstd), _f32(sg)
+
+
 class _BatchNormAct(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, residual, lib, eps, relu):  # noqa: ANN001, ANN205
         rows, c = _rows(x)
-        s1, s2, first = torch.empty(c, dtype=torch.float64), torch.empty(c, dtype=torch.float64), torch.empty(c)
-        lib.vov3d_channel_sums(x.data_ptr(), rows, c, first.data_ptr(), s1.data_ptr(), s2.data_ptr())
-        d = s1 / rows  # sums around the first row: the mean's offset from it
-        mean = first.double() + d
-        var = (s2 / rows - d * d).clamp_min(0.0)
-        invstd = (var + eps).rsqrt()
-        scale = weight.double() * invstd
-        shift = _f32(bias.double() - mean * scale)  # (float32 copies held while the kernel reads them)
-        scale = _f32(scale)
+        mean, var, invstd, scale, shift = _batch_statistics(lib, x, weight, bias, eps)
         y = torch.empty_like(x)
         res = residual.data_ptr() if residual is not None else None
         lib.vov3d_affine_act(
@@ -86,22 +109,15 @@ class _BatchNormAct(torch.autograd.Function):
         dy = dy.contiguous()
         sg, sgx = torch.empty(c, dtype=torch.float64), torch.empty(c, dtype=torch.float64)
         mean32 = _f32(mean)
-        y_ptr = y.data_ptr() if y is not None else None
         ctx.lib.vov3d_bn_act_bwd_sums(
-            dy.data_ptr(), y_ptr, x.data_ptr(), mean32.data_ptr(), scale.data_ptr(), shift.data_ptr(), rows, c,
-            int(ctx.relu), sg.data_ptr(), sgx.data_ptr(),
+            dy.data_ptr(), y.data_ptr() if y is not None else None, x.data_ptr(), mean32.data_ptr(),
+            scale.data_ptr(), shift.data_ptr(), rows, c, int(ctx.relu), sg.data_ptr(), sgx.data_ptr(),
         )
-        k = weight.double() * invstd
-        k2, k0 = _f32(-k * invstd * invstd * sgx / rows), _f32(-k * sg / rows)
-        k = _f32(k)
-        dx = torch.empty_like(x)
         dres = torch.empty_like(x) if ctx.has_residual and ctx.needs_input_grad[3] else None
-        ctx.lib.vov3d_bn_act_bwd_apply(
-            dy.data_ptr(), y_ptr, x.data_ptr(), mean32.data_ptr(), scale.data_ptr(), shift.data_ptr(), k.data_ptr(),
-            k2.data_ptr(), k0.data_ptr(), rows, c, int(ctx.relu), dx.data_ptr(),
-            dres.data_ptr() if dres is not None else None,
+        dx, dweight, dbias = _batch_norm_input_grad(
+            ctx.lib, dy, y, x, weight, mean, invstd, scale, shift, ctx.relu, sg, sgx, dres
         )
-        return dx, _f32(sgx * invstd), _f32(sg), dres, None, None, None
+        return dx, dweight, dbias, dres, None, None, None
 
 
 def training_batch_norm(bn: nn.Module) -> bool:
@@ -321,33 +337,46 @@ def pointwise_conv(lib: ctypes.CDLL, x: torch.Tensor | Sequence[torch.Tensor], c
     return _PointwiseConv.apply(conv.weight, lib, *parts)
 
 
-class _SpatialDepthwise(torch.autograd.Function):
+class _BatchNormReluDepthwise(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, lib, stride):  # noqa: ANN001, ANN205
+    def forward(ctx, x, bn_weight, bn_bias, conv_weight, lib, eps, stride):  # noqa: ANN001, ANN205
         n, t, h, w, c = x.shape
-        taps = _f32(weight.reshape(c, 9).t())
-        frames = x.view(n * t, 1, h, w, c)  # one frame per clip, one temporal tap of 1: the 3x3 conv alone
-        y, _ = depthwise_st(lib, frames, torch.ones(1, c), taps, torch.zeros(c), stride, relu_in=False)
-        ctx.save_for_backward(x, taps)
-        ctx.lib, ctx.stride, ctx.weight_shape = lib, stride, weight.shape
-        return y.view(n, t, *y.shape[2:])
+        mean, var, invstd, scale, shift = _batch_statistics(lib, x, bn_weight, bn_bias, eps)
+        taps = _f32(conv_weight.reshape(c, 9).t())
+        ho, wo = (h - 1) // stride + 1, (w - 1) // stride + 1
+        y = torch.empty(n, t, ho, wo, c)
+        lib.vov3d_bn_relu_dw3x3_fwd(
+            x.data_ptr(), scale.data_ptr(), shift.data_ptr(), taps.data_ptr(), n * t, h, w, c, stride, y.data_ptr()
+        )
+        ctx.save_for_backward(x, bn_weight, mean, invstd, scale, shift, taps)
+        ctx.lib, ctx.stride, ctx.weight_shape = lib, stride, conv_weight.shape
+        ctx.mark_non_differentiable(mean, var)
+        return y, mean, var
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, dy):  # noqa: ANN001, ANN205
-        x, taps = ctx.saved_tensors
+    def backward(ctx, dy, _dmean, _dvar):  # noqa: ANN001, ANN205
+        x, bn_weight, mean, invstd, scale, shift, taps = ctx.saved_tensors
         n, t, h, w, c = x.shape
         dy = dy.contiguous()
-        dx, dtaps = torch.empty_like(x), torch.empty(9, c, dtype=torch.float64)
-        ctx.lib.vov3d_dw3x3_bwd(
-            x.data_ptr(), dy.data_ptr(), taps.data_ptr(), n * t, h, w, c, ctx.stride, dx.data_ptr(), dtaps.data_ptr()
+        g, mean32 = torch.empty_like(x), _f32(mean)
+        dtaps = torch.empty(9, c, dtype=torch.float64)
+        sg, sgx = torch.empty(c, dtype=torch.float64), torch.empty(c, dtype=torch.float64)
+        ctx.lib.vov3d_bn_relu_dw3x3_bwd(
+            x.data_ptr(), scale.data_ptr(), shift.data_ptr(), mean32.data_ptr(), dy.data_ptr(), taps.data_ptr(), n * t,
+            h, w, c, ctx.stride, g.data_ptr(), dtaps.data_ptr(), sg.data_ptr(), sgx.data_ptr(),
         )
-        return dx, _f32(dtaps.t()).reshape(ctx.weight_shape), None, None
+        dx, dweight, dbias = _batch_norm_input_grad(
+            ctx.lib, g, None, x, bn_weight, mean, invstd, scale, shift, False, sg, sgx, None
+        )
+        return dx, dweight, dbias, _f32(dtaps.t()).reshape(ctx.weight_shape), None, None, None
 
 
-def spatial_depthwise(lib: ctypes.CDLL, x: torch.Tensor, conv: nn.Conv3d) -> torch.Tensor:
-    """``conv`` (depthwise 1x3x3, padding (0, 1, 1), stride (1, s, s), no bias) over a contiguous
-    (N, T, H, W, C) ``x``."""
+def bn_relu_depthwise(lib: ctypes.CDLL, x: torch.Tensor, bn: nn.BatchNorm3d, conv: nn.Conv3d) -> torch.Tensor:
+    """``conv(relu(bn(x)))`` for a contiguous (N, T, H, W, C) ``x``, ``bn`` in training mode (running statistics
+    updated) and ``conv`` depthwise 1x3x3 (padding (0, 1, 1), stride (1, s, s), no bias): D(2+1)D's first
+    batch norm, ReLU and spatial conv, whose intermediate ``relu(bn(x))`` is never written out (formed frame
+    by frame in cache, forward and backward). Differentiable in ``x``, ``bn``'s and ``conv``'s weights."""
     _check("x", x)
     c = x.shape[-1]
     stride = conv.stride[1]
@@ -356,4 +385,6 @@ def spatial_depthwise(lib: ctypes.CDLL, x: torch.Tensor, conv: nn.Conv3d) -> tor
         or conv.padding != (0, 1, 1) or conv.stride != (1, stride, stride) or conv.dilation != (1, 1, 1)
     ):
         raise ValueError(f"expected a depthwise 1x3x3 conv (padding 1, no bias) over {c} channels, got {conv}")
-    return _SpatialDepthwise.apply(x, conv.weight, lib, stride)
+    y, mean, var = _BatchNormReluDepthwise.apply(x, bn.weight, bn.bias, conv.weight, lib, bn.eps, stride)
+    _update_running_stats(bn, mean, var, _rows(x)[0])
+    return y

@@ -432,50 +432,139 @@ static void dw3x3_bwd_frame_s1(const float *xf, const float *dyf, const float *w
     }
 }
 
-/* Backward of a depthwise 3x3 conv (padding 1, stride `stride`, no bias) over frames of (H, W, C), x the
- * forward's input and dy the gradient of its output (frames, Ho, Wo, C), ws (9, C) the taps [kh * 3 + kw]:
- *   dx[f, ih, iw, c] = sum of ws[kh, kw, c] * dy[f, oh, ow, c] over ih = oh * stride + kh - 1, iw = ...;
- *   dws[k, c] = sum_{f, oh, ow} dy[f, oh, ow, c] * x[f, oh * stride + kh - 1, ow * stride + kw - 1, c].
- * One task per frame; at stride 1 with whole vectors of channels dw3x3_bwd_frame_s1, else each output
- * pixel is scattered to its 9 taps while the frame's rows stay in cache. */
-void vov3d_dw3x3_bwd(const float *x, const float *dy, const float *ws, long frames, int h, int w, int C, int stride,
-                     float *dx, double *dws) {
+/* u = ReLU(x * scale + shift) over `pixels` rows of C channels (batch norm + ReLU, as vov3d_affine_act). */
+static void bn_relu_rows(const float *restrict x, const float *restrict scale, const float *restrict shift,
+                         long pixels, int C, float *restrict u) {
+    for (long p = 0; p < pixels; p++)
+        for (int c = 0; c < C; c++) {
+            const float v = fmaf(x[p * C + c], scale[c], shift[c]);
+            u[p * C + c] = v < 0.0f ? 0.0f : v;
+        }
+}
+
+/* The depthwise 3x3 conv (padding 1, stride `stride`, no bias) of one (H, W, C) frame u into y (Ho, Wo, C):
+ * y[oh, ow] = sum_{kh, kw} ws[kh * 3 + kw] * u[oh * stride + kh - 1, ow * stride + kw - 1]. With whole
+ * vectors of channels, 16 at a time with the 9 taps in registers; else channel by channel. */
+static void dw3x3_fwd_frame(const float *u, const float *ws, int h, int w, int C, int stride, float *y) {
     const int ho = (h - 1) / stride + 1, wo = (w - 1) / stride + 1;
-    const long frame = (long)h * w * C, oframe = (long)ho * wo * C;
-    const int gather = stride == 1 && C % 16 == 0;
-    memset(dws, 0, sizeof(double) * 9 * (size_t)C);
-#pragma omp parallel
-    {
-        double *mine = thread_sums(9L * C);
-        float *acc = (float *)malloc(sizeof(float) * 9 * (size_t)C);
-        float *zero = gather ? (float *)calloc((size_t)w * C, sizeof(float)) : NULL;
-#pragma omp for schedule(static)
-        for (long f = 0; f < frames; f++) {
-            const float *xf = x + f * frame, *dyf = dy + f * oframe;
-            float *dxf = dx + f * frame;
-            memset(acc, 0, sizeof(float) * 9 * (size_t)C);
-            if (gather) {
-                dw3x3_bwd_frame_s1(xf, dyf, ws, h, w, C, zero, dxf, acc);
-                for (long i = 0; i < 9L * C; i++) mine[i] += acc[i];
-                continue;
+    if (C % 16) {
+        for (int oh = 0; oh < ho; oh++)
+            for (int ow = 0; ow < wo; ow++) {
+                float *restrict o = y + ((long)oh * wo + ow) * C;
+                memset(o, 0, sizeof(float) * (size_t)C);
+                for (int kh = 0; kh < 3; kh++)
+                    for (int kw = 0; kw < 3; kw++) {
+                        const int ih = oh * stride + kh - 1, iw = ow * stride + kw - 1;
+                        if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
+                        const float *restrict in = u + ((long)ih * w + iw) * C, *restrict wk = ws + (kh * 3 + kw) * (long)C;
+                        for (int c = 0; c < C; c++) o[c] += wk[c] * in[c];
+                    }
             }
-            memset(dxf, 0, sizeof(float) * (size_t)frame);
-            for (int oh = 0; oh < ho; oh++)
+        return;
+    }
+    for (int c = 0; c < C; c += 16) {
+        vf16 wv[9];
+        for (int k = 0; k < 9; k++) wv[k] = *(const vf16 *)(ws + (long)k * C + c);
+        for (int oh = 0; oh < ho; oh++)
+            for (int ow = 0; ow < wo; ow++) {
+                vf16 acc = {0};
                 for (int kh = 0; kh < 3; kh++) {
                     const int ih = oh * stride + kh - 1;
                     if (ih < 0 || ih >= h) continue;
-                    for (int ow = 0; ow < wo; ow++)
-                        for (int kw = 0; kw < 3; kw++) {
-                            const int iw = ow * stride + kw - 1;
-                            if (iw < 0 || iw >= w) continue;
-                            const long at = ((long)ih * w + iw) * C;
-                            dw3x3_tap(dyf + ((long)oh * wo + ow) * C, xf + at, ws + (kh * 3 + kw) * (long)C, dxf + at,
-                                      acc + (kh * 3 + kw) * (long)C, C);
-                        }
+                    for (int kw = 0; kw < 3; kw++) {
+                        const int iw = ow * stride + kw - 1;
+                        if (iw < 0 || iw >= w) continue;
+                        acc += wv[kh * 3 + kw] * *(const vf16 *)(u + ((long)ih * w + iw) * C + c);
+                    }
                 }
-            for (long i = 0; i < 9L * C; i++) mine[i] += acc[i];
+                *(vf16 *)(y + ((long)oh * wo + ow) * C + c) = acc;
+            }
+    }
+}
+
+/* Batch norm + ReLU, then D(2+1)D's depthwise 1x3x3 conv, forward: y = dw3x3(ReLU(x * scale + shift)) over
+ * frames of (H, W, C), the ReLU's output u formed frame by frame in cache and never written out. */
+void vov3d_bn_relu_dw3x3_fwd(const float *x, const float *scale, const float *shift, const float *ws, long frames,
+                             int h, int w, int C, int stride, float *y) {
+    const int ho = (h - 1) / stride + 1, wo = (w - 1) / stride + 1;
+    const long frame = (long)h * w * C, oframe = (long)ho * wo * C;
+#pragma omp parallel
+    {
+        float *u = (float *)malloc(sizeof(float) * (size_t)frame);
+#pragma omp for schedule(static)
+        for (long f = 0; f < frames; f++) {
+            bn_relu_rows(x + f * frame, scale, shift, (long)h * w, C, u);
+            dw3x3_fwd_frame(u, ws, h, w, C, stride, y + f * oframe);
+        }
+        free(u);
+    }
+}
+
+/* The depthwise 3x3 backward of one frame (see vov3d_bn_relu_dw3x3_bwd): dx from dy, the weight gradient
+ * added to acc (9, C); at stride 1 with whole vectors of channels dw3x3_bwd_frame_s1, else each output pixel
+ * scattered to its 9 taps while the frame's rows stay in cache. `zero`: a zeroed row, for the former. */
+static void dw3x3_bwd_frame(const float *xf, const float *dyf, const float *ws, int h, int w, int C, int stride,
+                            const float *zero, float *dxf, float *acc) {
+    if (stride == 1 && C % 16 == 0) {
+        dw3x3_bwd_frame_s1(xf, dyf, ws, h, w, C, zero, dxf, acc);
+        return;
+    }
+    const int ho = (h - 1) / stride + 1, wo = (w - 1) / stride + 1;
+    memset(dxf, 0, sizeof(float) * (size_t)h * w * C);
+    for (int oh = 0; oh < ho; oh++)
+        for (int kh = 0; kh < 3; kh++) {
+            const int ih = oh * stride + kh - 1;
+            if (ih < 0 || ih >= h) continue;
+            for (int ow = 0; ow < wo; ow++)
+                for (int kw = 0; kw < 3; kw++) {
+                    const int iw = ow * stride + kw - 1;
+                    if (iw < 0 || iw >= w) continue;
+                    const long at = ((long)ih * w + iw) * C;
+                    dw3x3_tap(dyf + ((long)oh * wo + ow) * C, xf + at, ws + (kh * 3 + kw) * (long)C, dxf + at,
+                              acc + (kh * 3 + kw) * (long)C, C);
+                }
+        }
+}
+
+/* Backward of vov3d_bn_relu_dw3x3_fwd, up to the batch norm's own backward: with u = ReLU(x * scale + shift)
+ * formed again frame by frame,
+ *   g[f, ih, iw, c] = (u > 0) * sum of ws[kh, kw, c] * dy[f, oh, ow, c] over ih = oh * stride + kh - 1, ...
+ *   (the gradient reaching the batch norm's output, through the conv and the ReLU),
+ *   dws[k, c] = sum dy * u at tap k; sg[c] = sum g, sgx[c] = sum g * (x - mean[c])   (doubles, overwritten),
+ * the sums vov3d_bn_act_bwd_apply then needs (with relu 0: g is already masked) to give dx. */
+void vov3d_bn_relu_dw3x3_bwd(const float *x, const float *scale, const float *shift, const float *mean,
+                             const float *dy, const float *ws, long frames, int h, int w, int C, int stride, float *g,
+                             double *dws, double *sg, double *sgx) {
+    const int ho = (h - 1) / stride + 1, wo = (w - 1) / stride + 1;
+    const long frame = (long)h * w * C, oframe = (long)ho * wo * C;
+    memset(dws, 0, sizeof(double) * 9 * (size_t)C);
+    memset(sg, 0, sizeof(double) * (size_t)C);
+    memset(sgx, 0, sizeof(double) * (size_t)C);
+#pragma omp parallel
+    {
+        double *mine = thread_sums(11L * C); /* dws, then sg, then sgx */
+        float *acc = (float *)malloc(sizeof(float) * 11 * (size_t)C);
+        float *u = (float *)malloc(sizeof(float) * (size_t)frame);
+        float *zero = (float *)calloc((size_t)w * C, sizeof(float));
+#pragma omp for schedule(static)
+        for (long f = 0; f < frames; f++) {
+            const float *xf = x + f * frame;
+            float *gf = g + f * frame;
+            memset(acc, 0, sizeof(float) * 11 * (size_t)C);
+            bn_relu_rows(xf, scale, shift, (long)h * w, C, u);
+            dw3x3_bwd_frame(u, dy + f * oframe, ws, h, w, C, stride, zero, gf, acc);
+            float *restrict a1 = acc + 9L * C, *restrict a2 = acc + 10L * C;
+            for (long p = 0; p < (long)h * w; p++)
+                for (int c = 0; c < C; c++) {
+                    const float gv = u[p * C + c] > 0.0f ? gf[p * C + c] : 0.0f;
+                    gf[p * C + c] = gv;
+                    a1[c] += gv, a2[c] += gv * (xf[p * C + c] - mean[c]);
+                }
+            for (long i = 0; i < 11L * C; i++) mine[i] += acc[i];
         }
         add_sums(dws, mine, 9L * C);
-        free(mine), free(acc), free(zero);
+        add_sums(sg, mine + 9L * C, C);
+        add_sums(sgx, mine + 10L * C, C);
+        free(mine), free(acc), free(u), free(zero);
     }
 }
