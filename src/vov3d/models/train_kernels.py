@@ -10,12 +10,10 @@ elementwise passes (``benchmarks/RESULTS.md`` §4).
   as ``nn.BatchNorm3d`` does), then an optional residual add and ReLU: two passes forward (sums, apply)
   and two backward, where torch takes five and five to eight.
 * ``pointwise_conv``: a 1x1x1 conv as a matrix product, forward and input gradient through ``cpu_kernels.gemm``
-  and the weight gradient ``x^T dy`` through ``vov3d_gemm_tn`` (1.0-2.2x MKL's rate on VoV3D-M's shapes,
+  and the weight gradient ``x^T dy`` through ``vov3d_gemm_tn`` (1.0-2.4x MKL's rate on VoV3D-M's shapes,
   ``benchmarks/kernels.py --training-only``); T-OSA's aggregation reads its inputs in place;
 * ``bn_relu_depthwise``: D(2+1)D's first batch norm, ReLU and depthwise 1x3x3 conv, the ReLU's output
-  formed frame by frame in cache and never written out; the conv's backward 1.2-2.1x faster than
-  oneDNN's channels-last one alone (``benchmarks/kernels.py --training-only``), and more inside the
-  training step;
+  formed frame by frame in cache and never written out, forward and backward;
 * ``temporal_conv_sums``: the depthwise k x 1 x 1 conv, with the per-clip sums of its output and of their
   squares in the same pass; its backward takes the gradients of those sums too, so that
 * ``bn_se_act`` (batch norm, squeeze-excitation, Swish or ReLU after it) computes the batch statistics
