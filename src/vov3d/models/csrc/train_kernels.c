@@ -346,8 +346,8 @@ static inline __attribute__((always_inline)) void tn_tile(const float *x, int K,
 /* The weight gradient of a 1x1x1 conv, x^T g: dw[i, j] = sum_r x[r, i] * g[r, j] (x: (rows, K), g: (rows, N),
  * dw: (K, N), overwritten). MKL runs these tall products (rows in the hundreds of thousands, K and N of
  * 24-384) at 50-125 GFLOP/s on two cores (benchmarks/kernels.py --training-only); here each thread sums
- * chunks of rows that stay in L2 into its own
- * (K, N) partial, tile by tile in registers, and the partials are added at the end. */
+ * chunks of rows that stay in L2 into its own (K, N) partial, tile by tile in registers, and the partials
+ * are added at the end. */
 void vov3d_gemm_tn(const float *x, const float *g, long rows, int K, int N, float *dw) {
     const long chunk = (64L * 1024) / (K + N) < 32 ? 32 : (64L * 1024) / (K + N);
     const long chunks = (rows + chunk - 1) / chunk;
