@@ -31,11 +31,11 @@ static void act_row(float *v, int c, int act) {
     }
 }
 
-/* Per-channel sums of x (rows, C) around its first row: shift[c] = x[0, c], s1[c] = sum_r (x[r, c] - shift[c]),
- * s2[c] = sum_r (x[r, c] - shift[c])^2 (a shift near the mean keeps the variance s2 / rows - (s1 / rows)^2
- * accurate when the mean is large against the spread). */
-void vov3d_channel_sums(const float *x, long rows, int C, float *shift, double *s1, double *s2) {
-    memcpy(shift, x, sizeof(float) * (size_t)C);
+/* Two per-channel sums over rows: s1[c] = sum_r a[r, c], s2[c] = sum_r b[r, c], where row(r, ctx, a, b, C) adds
+ * row r's terms to a and b (C floats each). Blocks of BLOCK_ROWS rows in float, doubles across blocks. */
+typedef void (*pair_terms)(long r, const void *ctx, float *restrict a, float *restrict b, int C);
+
+static void pair_sums(long rows, int C, pair_terms row, const void *ctx, double *s1, double *s2) {
     memset(s1, 0, sizeof(double) * (size_t)C);
     memset(s2, 0, sizeof(double) * (size_t)C);
 #pragma omp parallel
@@ -47,19 +47,33 @@ void vov3d_channel_sums(const float *x, long rows, int C, float *shift, double *
             memset(a1, 0, sizeof(float) * (size_t)C);
             memset(a2, 0, sizeof(float) * (size_t)C);
             const long end = (b + 1) * BLOCK_ROWS < rows ? (b + 1) * BLOCK_ROWS : rows;
-            for (long r = b * BLOCK_ROWS; r < end; r++) {
-                const float *restrict xr = x + r * C;
-                for (int c = 0; c < C; c++) {
-                    const float d = xr[c] - shift[c];
-                    a1[c] += d, a2[c] += d * d;
-                }
-            }
+            for (long r = b * BLOCK_ROWS; r < end; r++) row(r, ctx, a1, a2, C);
             for (int c = 0; c < C; c++) mine[c] += a1[c], mine[C + c] += a2[c];
         }
         add_sums(s1, mine, C);
         add_sums(s2, mine + C, C);
         free(mine), free(a1), free(a2);
     }
+}
+
+struct shifted { const float *x, *shift; };
+
+static void shifted_terms(long r, const void *ctx, float *restrict a, float *restrict b, int C) {
+    const struct shifted *k = (const struct shifted *)ctx;
+    const float *restrict xr = k->x + r * C, *restrict shift = k->shift;
+    for (int c = 0; c < C; c++) {
+        const float d = xr[c] - shift[c];
+        a[c] += d, b[c] += d * d;
+    }
+}
+
+/* Per-channel sums of x (rows, C) around its first row: shift[c] = x[0, c], s1[c] = sum_r (x[r, c] - shift[c]),
+ * s2[c] = sum_r (x[r, c] - shift[c])^2 (a shift near the mean keeps the variance s2 / rows - (s1 / rows)^2
+ * accurate when the mean is large against the spread). */
+void vov3d_channel_sums(const float *x, long rows, int C, float *shift, double *s1, double *s2) {
+    memcpy(shift, x, sizeof(float) * (size_t)C);
+    const struct shifted ctx = {x, shift};
+    pair_sums(rows, C, shifted_terms, &ctx, s1, s2);
 }
 
 /* y[r, c] = act(x[r, c] * scale[g, c] + shift[g, c] + res[r, c]), g = r / group_rows (one (scale, shift)
@@ -100,33 +114,22 @@ static void relu_grad_row(const float *restrict dy, const float *restrict y, con
     }
 }
 
+struct bn_grad { const float *dy, *y, *x, *mean, *scale, *shift; int relu; };
+
+static void bn_grad_terms(long r, const void *ctx, float *restrict a, float *restrict b, int C) {
+    const struct bn_grad *k = (const struct bn_grad *)ctx;
+    const float *restrict xr = k->x + r * C, *restrict mean = k->mean;
+    float g[C];
+    relu_grad_row(k->dy + r * C, k->y ? k->y + r * C : NULL, xr, k->scale, k->shift, C, k->relu, g);
+    for (int c = 0; c < C; c++) a[c] += g[c], b[c] += g[c] * (xr[c] - mean[c]);
+}
+
 /* Batch norm + ReLU backward, first pass: g = relu_grad_row(...) (y: the forward output, or NULL; scale,
  * shift: the forward's); sg[c] = sum_r g, sgx[c] = sum_r g * (x - mean[c]). */
 void vov3d_bn_act_bwd_sums(const float *dy, const float *y, const float *x, const float *mean, const float *scale,
                            const float *shift, long rows, int C, int relu, double *sg, double *sgx) {
-    memset(sg, 0, sizeof(double) * (size_t)C);
-    memset(sgx, 0, sizeof(double) * (size_t)C);
-#pragma omp parallel
-    {
-        double *mine = thread_sums(2L * C);
-        float *a1 = (float *)malloc(sizeof(float) * (size_t)C), *a2 = (float *)malloc(sizeof(float) * (size_t)C);
-        float *g = (float *)malloc(sizeof(float) * (size_t)C);
-#pragma omp for schedule(static)
-        for (long b = 0; b < (rows + BLOCK_ROWS - 1) / BLOCK_ROWS; b++) {
-            memset(a1, 0, sizeof(float) * (size_t)C);
-            memset(a2, 0, sizeof(float) * (size_t)C);
-            const long end = (b + 1) * BLOCK_ROWS < rows ? (b + 1) * BLOCK_ROWS : rows;
-            for (long r = b * BLOCK_ROWS; r < end; r++) {
-                const float *restrict xr = x + r * C;
-                relu_grad_row(dy + r * C, y ? y + r * C : NULL, xr, scale, shift, C, relu, g);
-                for (int c = 0; c < C; c++) a1[c] += g[c], a2[c] += g[c] * (xr[c] - mean[c]);
-            }
-            for (int c = 0; c < C; c++) mine[c] += a1[c], mine[C + c] += a2[c];
-        }
-        add_sums(sg, mine, C);
-        add_sums(sgx, mine + C, C);
-        free(mine), free(a1), free(a2), free(g);
-    }
+    const struct bn_grad ctx = {dy, y, x, mean, scale, shift, relu};
+    pair_sums(rows, C, bn_grad_terms, &ctx, sg, sgx);
 }
 
 /* Batch norm + ReLU backward, second pass: g as in the first; dx = g * k[c] + (x - mean[c]) * k2[c] + k0[c]
