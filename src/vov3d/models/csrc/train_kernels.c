@@ -1,8 +1,9 @@
-/* Fused CPU kernels for training VoV3D and X3D: batch norm in training mode with what follows it, and
- * D(2+1)D's temporal depthwise conv, forward and backward (see vov3d/models/train_kernels.py).
+/* Fused CPU kernels for training VoV3D and X3D, forward and backward (see vov3d/models/train_kernels.py):
+ * batch norm in training mode with what follows it (residual, ReLU, squeeze-excitation, Swish), D(2+1)D's
+ * temporal depthwise conv with the per-clip sums batch norm needs, its first batch norm + ReLU with the
+ * depthwise 1x3x3 conv, and the weight gradient of the 1x1x1 convs.
  *
- * Tensors are float32 and contiguous, channels last: rows of C channels, (N, T, H, W, C) for the temporal
- * conv. Inner loops run over channels (GCC vectorises them, -O3 -march=native). Sums over rows are
+ * Tensors are float32 and contiguous, channels last: rows of C channels, (N, T, H, W, C) for the convs. Inner loops run over channels (GCC vectorises them, -O3 -march=native). Sums over rows are
  * accumulated in float within a block of rows and in double across blocks, per thread, then added
  * together: their rounding error does not grow with the batch. Threads: OpenMP, over blocks of rows.
  */
