@@ -211,6 +211,15 @@ def test_pointwise_conv_over_parts_equals_linear_over_their_concatenation(lib):
         assert_close(got.grad, expected.grad, msg=f"part {i} gradient")
 
 
+def test_pointwise_conv_with_a_frozen_weight_still_gives_the_input_gradient(lib):
+    torch.manual_seed(0)
+    conv = nn.Conv3d(24, 48, 1, bias=False).requires_grad_(False)
+    x = leaf(torch.randn(50, 24))
+    train_kernels.pointwise_conv(lib, x, conv).sum().backward()
+    torch.testing.assert_close(x.grad, conv.weight.flatten(1).sum(0).expand(50, 24), rtol=1e-5, atol=1e-5)
+    assert conv.weight.grad is None
+
+
 def test_bn_se_act_equals_batchnorm_squeeze_excitation_swish(lib):
     from vov3d.models.fast_blocks import se_gate
     from vov3d.models.squeeze_excitation import SqueezeExcitation

@@ -309,12 +309,14 @@ class _PointwiseConv(torch.autograd.Function):
             if ctx.needs_input_grad[2 + i]:
                 packed, zero = pack_weight(w[:, k0 : k0 + k], torch.zeros(k))
                 grad = gemm(ctx.lib, dy, packed, zero, k).view(part.shape)
-            dw = torch.empty(k, n)
-            ctx.lib.vov3d_gemm_tn(part.data_ptr(), dy.data_ptr(), rows, k, n, dw.data_ptr())
+            if ctx.needs_input_grad[0]:  # not for a frozen weight
+                dw = torch.empty(k, n)
+                ctx.lib.vov3d_gemm_tn(part.data_ptr(), dy.data_ptr(), rows, k, n, dw.data_ptr())
+                dws.append(dw)
             grads.append(grad)
-            dws.append(dw)
             k0 += k
-        return torch.cat(dws).t().reshape(n, k0, 1, 1, 1), None, *grads
+        dweight = torch.cat(dws).t().reshape(n, k0, 1, 1, 1) if dws else None
+        return dweight, None, *grads
 
 
 def pointwise_conv(lib: ctypes.CDLL, x: torch.Tensor | Sequence[torch.Tensor], conv: nn.Conv3d) -> torch.Tensor:
