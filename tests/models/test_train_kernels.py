@@ -324,3 +324,13 @@ def test_prepare_for_training_refuses_kernels_for_other_dtypes():
     with pytest.raises(ValueError, match="float32 model on the CPU"):
         vov3d.prepare_for_training(model, kernels=True)
     assert vov3d.prepare_for_training(model).stem.lib is None  # the default falls back to torch ops
+
+
+def test_prepare_for_training_without_a_kernel_library(monkeypatch):
+    from vov3d.models import training
+
+    monkeypatch.setattr(training, "load_kernels", lambda cache_dir: None)  # as without a C compiler
+    model = vov3d.create_model("vov3d_m", num_classes=10)
+    assert vov3d.prepare_for_training(model).stem.lib is None  # torch ops
+    with pytest.raises(RuntimeError, match="could not be built"):
+        vov3d.prepare_for_training(model, kernels=True)
