@@ -53,27 +53,38 @@ def _f32(t: torch.Tensor) -> torch.Tensor:
     return t.to(torch.float32).contiguous()
 
 
+def _normalization(s1, s2, shift, count, weight, bias, eps):  # noqa: ANN001, ANN202
+    """Batch norm from the sums ``s1``, ``s2`` of ``count`` values' offsets from ``shift`` and of their squares,
+    per channel (float64): mean, variance, 1 / std, and the scale and offset that apply it (float64;
+    differentiable where the inputs are)."""
+    d = s1 / count  # the mean's offset from the shift
+    mean = shift.double() + d
+    var = (s2 / count - d * d).clamp_min(0.0)
+    invstd = (var + eps).rsqrt()
+    scale = weight.double() * invstd
+    return mean, var, invstd, scale, bias.double() - mean * scale
+
+
 def _batch_statistics(lib, x, weight, bias, eps):  # noqa: ANN001, ANN202
     """Batch norm's batch statistics of (..., C) ``x``: float64 mean, variance and 1 / std, and the float32
     per-channel scale and shift that apply it."""
     rows, c = _rows(x)
     s1, s2, first = torch.empty(c, dtype=torch.float64), torch.empty(c, dtype=torch.float64), torch.empty(c)
     lib.vov3d_channel_sums(x.data_ptr(), rows, c, first.data_ptr(), s1.data_ptr(), s2.data_ptr())
-    d = s1 / rows  # sums around the first row: the mean's offset from it
-    mean = first.double() + d
-    var = (s2 / rows - d * d).clamp_min(0.0)
-    invstd = (var + eps).rsqrt()
-    scale = weight.double() * invstd
-    return mean, var, invstd, _f32(scale), _f32(bias.double() - mean * scale)
+    mean, var, invstd, scale, shift = _normalization(s1, s2, first, rows, weight, bias, eps)  # around the first row
+    return mean, var, invstd, _f32(scale), _f32(shift)
 
 
-def _batch_norm_input_grad(lib, dy, y, x, weight, mean, invstd, scale, shift, relu, sg, sgx, dres):  # noqa: ANN001, ANN202
+def _batch_norm_input_grad(  # noqa: ANN202
+    lib, dy, y, x, weight, mean32, invstd, scale, shift, relu, sg, sgx, dres  # noqa: ANN001
+):
     """Batch norm's backward, second pass: the input gradient (and ``dres``, the residual's, if given) from
-    the first pass's sums ``sg``, ``sgx``; returns (dx, dweight, dbias)."""
+    the first pass's sums ``sg``, ``sgx`` (``mean32``: the mean in float32, as that pass took it); returns
+    (dx, dweight, dbias)."""
     rows, c = _rows(x)
     k = weight.double() * invstd
     k2, k0 = _f32(-k * invstd * invstd * sgx / rows), _f32(-k * sg / rows)
-    k, mean32 = _f32(k), _f32(mean)
+    k = _f32(k)
     dx = torch.empty_like(x)
     lib.vov3d_bn_act_bwd_apply(
         dy.data_ptr(), y.data_ptr() if y is not None else None, x.data_ptr(), mean32.data_ptr(), scale.data_ptr(),
@@ -113,7 +124,7 @@ class _BatchNormAct(torch.autograd.Function):
         )
         dres = torch.empty_like(x) if ctx.has_residual and ctx.needs_input_grad[3] else None
         dx, dweight, dbias = _batch_norm_input_grad(
-            ctx.lib, dy, y, x, weight, mean, invstd, scale, shift, ctx.relu, sg, sgx, dres
+            ctx.lib, dy, y, x, weight, mean32, invstd, scale, shift, ctx.relu, sg, sgx, dres
         )
         return dx, dweight, dbias, dres, None, None, None
 
@@ -267,11 +278,7 @@ def bn_se_act(
     n, c = sums.shape
     per_clip = v.numel() // (n * c)
     count = n * per_clip
-    d = sums.sum(0) / count
-    mean = shift.double() + d
-    var = (sums_sq.sum(0) / count - d * d).clamp_min(0.0)
-    scale = bn.weight.double() * (var + bn.eps).rsqrt()
-    offset = bn.bias.double() - mean * scale
+    mean, var, _, scale, offset = _normalization(sums.sum(0), sums_sq.sum(0), shift, count, bn.weight, bn.bias, bn.eps)
     _update_running_stats(bn, mean.detach(), var.detach(), count)
     scale, offset = scale.expand(n, c), offset.expand(n, c)
     if gate is not None:
@@ -367,7 +374,7 @@ class _BatchNormReluDepthwise(torch.autograd.Function):
             h, w, c, ctx.stride, g.data_ptr(), dtaps.data_ptr(), sg.data_ptr(), sgx.data_ptr(),
         )
         dx, dweight, dbias = _batch_norm_input_grad(
-            ctx.lib, g, None, x, bn_weight, mean, invstd, scale, shift, False, sg, sgx, None
+            ctx.lib, g, None, x, bn_weight, mean32, invstd, scale, shift, False, sg, sgx, None
         )
         return dx, dweight, dbias, _f32(dtaps.t()).reshape(ctx.weight_shape), None, None, None
 
