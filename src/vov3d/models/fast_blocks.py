@@ -72,11 +72,16 @@ def batch_norm(x: torch.Tensor, bn: nn.Module) -> torch.Tensor:
     return to_nthwc(bn(to_ncdhw(x)))
 
 
-def pointwise(x: torch.Tensor, conv: nn.Conv3d, lib: ctypes.CDLL | None = None) -> torch.Tensor:
-    """A 1x1x1 conv (stride 1) as one matrix product over the last dim; through the training kernels'
-    products when ``lib`` is given, gradients are enabled and the conv has no bias."""
+def pointwise(
+    x: torch.Tensor | Sequence[torch.Tensor], conv: nn.Conv3d, lib: ctypes.CDLL | None = None
+) -> torch.Tensor:
+    """A 1x1x1 conv (stride 1) as one matrix product over the last dim of ``x``, or of the concatenation of
+    several tensors along it; through the training kernels' products (the concatenation never written)
+    when ``lib`` is given, gradients are enabled and the conv has no bias."""
+    parts = [x] if isinstance(x, torch.Tensor) else list(x)
     if lib is not None and torch.is_grad_enabled() and conv.bias is None:
-        return pointwise_conv(lib, x.contiguous(), conv)
+        return pointwise_conv(lib, [part.contiguous() for part in parts], conv)
+    x = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
     w = conv.weight
     return F.linear(x, w.reshape(w.shape[0], w.shape[1]), conv.bias)
 
@@ -186,10 +191,7 @@ class FastTemporalOSA(nn.Module):
         for layer in self.layers:
             x = layer(x)
             outputs.append(x)
-        if self.lib is not None and torch.is_grad_enabled() and self.src.c.bias is None:
-            y = pointwise_conv(self.lib, [out.contiguous() for out in outputs], self.src.c)  # no concatenation
-        else:
-            y = pointwise(torch.cat(outputs, dim=-1), self.src.c)
+        y = pointwise(outputs, self.src.c, self.lib)
         return norm_act(y, self.src.c_bn, self.lib, residual=shortcut, relu=True)
 
 
