@@ -37,6 +37,7 @@ def reference_depthwise_st(x, temporal, spatial, bias, stride, relu_in, silu_out
         ((1, 1, 6, 7, 20), 3, 1),  # one frame; 20 channels: a vector of 16 and a scalar tail
         ((1, 2, 8, 8, 7), 3, 2),  # fewer channels than a vector
         ((1, 6, 5, 4, 32), 5, 1),  # five taps (the stem's)
+        ((1, 6, 5, 4, 24), 7, 1),  # seven taps: 4 to 6 frames in reach, past the unrolled cases
     ],
 )
 @pytest.mark.parametrize("relu_in,silu_out", [(True, False), (False, True)])
@@ -69,7 +70,8 @@ def test_d2plus1d_equals_pointwise_then_depthwise(lib, shape, dim, stride, band)
             pointwise.float().view(*shape[:4], dim), temporal, spatial, dw_bias, stride, True, silu_out
         )
         torch.testing.assert_close(y.double(), expected, rtol=0, atol=1e-4)
-        torch.testing.assert_close(sums.double(), expected_sums, rtol=1e-5, atol=1e-3)
+        assert sums.shape == (-(-y.shape[2] // (band or cpu_kernels.band_rows(y.shape[2]))), *expected_sums.shape[1:])
+        torch.testing.assert_close(sums.double().sum(0, keepdim=True), expected_sums, rtol=1e-5, atol=1e-3)
 
 
 @pytest.mark.parametrize("rows,n", [(37, 13), (64, 24), (21, 48), (9, 56), (8, 100)])
@@ -174,7 +176,20 @@ def test_bf16_d2plus1d_equals_bf16_gemm_then_depthwise(lib):
         pointwise = cpu_kernels.gemm(lib, x.view(-1, 11), weight, bias, 20).view(1, 4, 9, 7, 20)
         y2, sums2 = cpu_kernels.depthwise_st(lib, pointwise, temporal, spatial, dw_bias, stride, frame_sums=True)
         torch.testing.assert_close(y, y2, rtol=0, atol=1e-5)
-        torch.testing.assert_close(sums, sums2, rtol=1e-5, atol=1e-3)
+        torch.testing.assert_close(sums.sum(0, keepdim=True), sums2, rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("c,cse,rows", [(48, 8, 16), (20, 8, 1), (7, 3, 5)])
+def test_se_gate_equals_the_squeeze_excitation_module(lib, c, cse, rows):
+    g = torch.Generator().manual_seed(7)
+    sums = torch.randn(rows, c, generator=g) * 50
+    w1, b1, w2, b2 = (torch.randn(s, generator=g) for s in ((c, cse), (cse,), (cse, c), (c,)))
+    gate = cpu_kernels.se_gate(lib, sums, 123, w1, b1, w2, b2)
+    mean = sums.double().sum(0) / 123
+    expected = torch.sigmoid(torch.relu(mean @ w1.double() + b1.double()) @ w2.double() + b2.double())
+    torch.testing.assert_close(gate.double(), expected, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="w2"):
+        cpu_kernels.se_gate(lib, sums, 123, w1, b1, w2.t().contiguous(), b2)
 
 
 def test_nan_propagates_through_relu_as_in_torch(lib):

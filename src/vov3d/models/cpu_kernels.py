@@ -112,6 +112,8 @@ def _build(cache_dir: Path) -> ctypes.CDLL:
     lib.vov3d_stem.restype = None
     lib.vov3d_has_bf16.argtypes = []
     lib.vov3d_has_bf16.restype = i
+    lib.vov3d_se_gate.argtypes = [p, i, i, ctypes.c_float, p, p, i, p, p, p]
+    lib.vov3d_se_gate.restype = None
     # train_kernels.c
     lib.vov3d_channel_sums.argtypes = [p, lng, i, p, p, p]
     lib.vov3d_affine_act.argtypes = [p, p, p, lng, p, lng, i, i, p]
@@ -144,15 +146,20 @@ def load_kernels(cache_dir: str | os.PathLike) -> ctypes.CDLL | None:
 
 def has_bf16(lib: ctypes.CDLL) -> bool:
     """Whether ``lib`` has the bfloat16 products (it was built for a CPU with AVX512_BF16, BW and VL)."""
-    return bool(lib.vov3d_has_bf16())
+    try:
+        return lib._vov3d_has_bf16  # asked once per library: every bfloat16 gemm call checks it
+    except AttributeError:
+        lib._vov3d_has_bf16 = bool(lib.vov3d_has_bf16())
+        return lib._vov3d_has_bf16
 
 
 def _check(name: str, t: torch.Tensor, shape: tuple[int, ...] | None = None, contiguous: bool = True) -> None:
-    if t.dtype != torch.float32 or t.device.type != "cpu":
+    # is_cpu, not device.type, and shape compared as it is: these checks run on every kernel call.
+    if t.dtype != torch.float32 or not t.is_cpu:
         raise ValueError(f"{name}: expected a float32 CPU tensor, got {t.dtype} on {t.device}")
     if contiguous and not t.is_contiguous():
         raise ValueError(f"{name}: expected a contiguous tensor")
-    if shape is not None and tuple(t.shape) != shape:
+    if shape is not None and t.shape != shape:
         raise ValueError(f"{name}: expected shape {shape}, got {tuple(t.shape)}")
 
 
@@ -205,6 +212,32 @@ def depthwise_st(
     return y, sums
 
 
+def se_gate(
+    lib: ctypes.CDLL,
+    sums: torch.Tensor,
+    count: int,
+    w1: torch.Tensor,
+    b1: torch.Tensor,
+    w2: torch.Tensor,
+    b2: torch.Tensor,
+) -> torch.Tensor:
+    """Squeeze-excitation's (C,) gate of one clip, ``sigmoid(relu(mean @ w1 + b1) @ w2 + b2)``, from the (..., C)
+    sums of its activations over ``count`` positions in all (per-frame sums, or per band and frame):
+    ``mean = sums summed over all but the last dim / count``. ``w1``: (C, C_se) and ``w2``: (C_se, C), the
+    squeeze and excite convs' weights transposed."""
+    _check("sums", sums)
+    c = sums.shape[-1]
+    cse = b1.shape[0]
+    _check("w1", w1, (c, cse))
+    _check("b1", b1, (cse,))
+    _check("w2", w2, (cse, c))
+    _check("b2", b2, (c,))
+    gate = torch.empty(c)
+    lib.vov3d_se_gate(sums.data_ptr(), sums.numel() // c, c, 1.0 / count, w1.data_ptr(), b1.data_ptr(), cse,
+                      w2.data_ptr(), b2.data_ptr(), gate.data_ptr())
+    return gate
+
+
 def band_rows(ho: int, threads: int | None = None) -> int:
     """Output rows per task of ``d2plus1d``: two tasks per thread. Larger bands recompute fewer halo rows
     (measured: bands of 1-4 rows were up to 1.5x slower than 16) and still fit in the last-level cache."""
@@ -228,7 +261,9 @@ def d2plus1d(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``depthwise_st(gemm(x, weight, bias, dim), ...)`` with ``relu_in``, for one clip, without writing the
     1x1x1 conv's output: x (1, T, H, W, C_in) contiguous; ``weight``, ``bias`` from ``pack_weight``;
-    ``band`` output rows per task (default ``band_rows``). Returns (1, T, Ho, Wo, dim) and the frame sums."""
+    ``band`` output rows per task (default ``band_rows``). Returns (1, T, Ho, Wo, dim) and, if ``frame_sums``, the
+    (bands, T, dim) sums of the output over each band of each frame (before Swish; ``.sum(0)`` gives the frame
+    sums)."""
     _check("x", x)
     if x.dim() != 5 or x.shape[0] != 1:
         raise ValueError(f"x: expected one clip (1, T, H, W, C), got shape {tuple(x.shape)}")
@@ -246,7 +281,7 @@ def d2plus1d(
         x.data_ptr(), cin, weight.data_ptr(), bf16, padded, bias.data_ptr(), temporal.data_ptr(), kt,
         spatial.data_ptr(), dw_bias.data_ptr(), y.data_ptr(), _ptr(sums), t, h, w, dim, stride, band, int(silu_out),
     )
-    return y, (sums.sum(0, keepdim=True) if frame_sums else None)
+    return y, sums
 
 
 def stem(
@@ -292,7 +327,8 @@ def stem(
 
 def _rows(name: str, m: torch.Tensor, shape: tuple[int, int]) -> None:
     _check(name, m, contiguous=False)
-    if m.dim() != 2 or tuple(m.shape) != shape or m.stride(1) != 1 or m.stride(0) < m.shape[1]:
+    strides = m.stride()
+    if m.shape != shape or strides[1] != 1 or strides[0] < shape[1]:
         raise ValueError(f"{name}: expected a {shape} matrix with contiguous rows, got shape {tuple(m.shape)}")
 
 
@@ -320,12 +356,12 @@ def pack_weight(
 
 def _check_weight(lib: ctypes.CDLL, weight: torch.Tensor, k: int, padded: int) -> int:
     """Check a ``pack_weight`` matrix for K inputs and ``padded`` columns; returns 1 if it is bfloat16, else 0."""
-    if weight.dtype not in (torch.float32, torch.bfloat16) or weight.device.type != "cpu":
+    if weight.dtype not in (torch.float32, torch.bfloat16) or not weight.is_cpu:
         raise ValueError(f"weight: expected a float32 or bfloat16 CPU tensor, got {weight.dtype} on {weight.device}")
     if weight.dtype == torch.bfloat16 and not has_bf16(lib):
         raise ValueError("weight: bfloat16, but this kernel library has no bfloat16 products (no AVX512_BF16)")
     shape = (-(-k // 2), padded, 2) if weight.dtype == torch.bfloat16 else (k, padded)
-    if tuple(weight.shape) != shape or not weight.is_contiguous():
+    if weight.shape != shape or not weight.is_contiguous():
         raise ValueError(f"weight: expected a contiguous {shape} tensor (pack_weight), got shape {tuple(weight.shape)}")
     return int(weight.dtype == torch.bfloat16)
 

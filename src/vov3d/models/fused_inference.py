@@ -62,11 +62,17 @@ class Pointwise:
         return cpu_kernels.gemm(lib, x, self.weight, self.bias, self.dim_out, **kw)
 
 
-def se_scale(se: SqueezeExcitation, frame_sums: torch.Tensor, count: int) -> torch.Tensor:
-    """Squeeze-excitation's per-channel scale (C,) of one clip from its (1, T, C) per-frame sums."""
-    s = frame_sums.sum(dim=(0, 1)) / count
-    s = F.relu(F.linear(s, se.fc1.weight.flatten(1), se.fc1.bias))
-    return torch.sigmoid(F.linear(s, se.fc2.weight.flatten(1), se.fc2.bias)).contiguous()
+class SqueezeGate:
+    """A squeeze-excitation's weights as ``cpu_kernels.se_gate`` takes them: its per-channel gate (C,) of one clip
+    from the sums of the activations it squeezes, in one kernel call."""
+
+    def __init__(self, se: SqueezeExcitation) -> None:
+        self.w1, self.b1 = se.fc1.weight.detach().flatten(1).t().contiguous(), se.fc1.bias.detach().contiguous()
+        self.w2, self.b2 = se.fc2.weight.detach().flatten(1).t().contiguous(), se.fc2.bias.detach().contiguous()
+
+    def __call__(self, lib: ctypes.CDLL, sums: torch.Tensor, count: int) -> torch.Tensor:
+        """The gate from (..., C) ``sums`` over ``count`` positions (per frame, or per band and frame)."""
+        return cpu_kernels.se_gate(lib, sums, count, self.w1, self.b1, self.w2, self.b2)
 
 
 class Shortcut:
@@ -99,7 +105,7 @@ class FusedD2Plus1D:
         self.spatial = layer.b1.weight.detach().reshape(d, 9).t().contiguous()  # (9, D)
         self.bias = layer.b2.bias.detach()
         self.stride = layer.b1.stride[1]
-        self.se = layer.se
+        self.se = None if layer.se is None else SqueezeGate(layer.se)
         self.c = Pointwise(layer.c[0], dtype)
         self.has_residual = layer.has_residual
 
@@ -120,7 +126,7 @@ class FusedD2Plus1D:
                 lib, y, self.temporal, self.spatial, self.bias, self.stride, relu_in=True, **depthwise
             )
         t, h, w = y.shape[1:4]
-        scale = None if self.se is None else se_scale(self.se, sums, t * h * w)
+        scale = None if self.se is None else self.se(lib, sums, t * h * w)
         out = self.c(lib, y.view(t * h * w, -1), scale=scale, residual=x if self.has_residual else None, relu=True)
         return (t, h, w), out
 
@@ -156,7 +162,7 @@ class FusedX3DBlock:
         b: X3DBottleneck = block.branch2
         self.a = Pointwise(b.a, dtype)
         self.depthwise = b.b  # folded: a Conv3d with bias, channels_last_3d weights
-        self.se = b.se
+        self.se = None if b.se is None else SqueezeGate(b.se)
         self.no_scale = torch.ones(b.b.out_channels)
         self.c = Pointwise(b.c, dtype)
         self.shortcut = Shortcut(block, dtype)
@@ -168,7 +174,7 @@ class FusedX3DBlock:
         y = self.depthwise(y.permute(0, 4, 1, 2, 3)).permute(0, 2, 3, 4, 1).contiguous()  # zero-copy views
         grid = y.shape[1:4]
         count = grid[0] * grid[1] * grid[2]
-        scale = self.no_scale if self.se is None else se_scale(self.se, y.sum(dim=(2, 3)), count)
+        scale = self.no_scale if self.se is None else self.se(lib, y.sum(dim=(2, 3)), count)
         out = self.c(lib, y.view(count, -1), scale=scale, residual=self.shortcut(lib, x), relu=True)
         return out.view(1, *grid, -1)
 

@@ -26,33 +26,55 @@ static int temporal_sources(const float *xn, const float *wt, int kt, int t_in, 
     return k;
 }
 
+/* temporal_mix for the 16 channels at c of every pixel; k is a constant at the calls that matter (the
+ * sources and taps then stay in registers). */
+static inline __attribute__((always_inline)) void temporal_mix16(const float **src, const float **tap, int k, long at,
+                                                                 long npix, int d, int c, int relu_in,
+                                                                 const float *bias, int relu_out, float *dst) {
+    const float *s[16];
+    vf16 w[16];
+    for (int q = 0; q < k; q++) s[q] = src[q] + at + c, w[q] = *(const vf16 *)(tap[q] + c);
+    const vf16 b = bias ? *(const vf16 *)(bias + c) : (vf16){0};
+    for (long p = 0; p < npix; p++) {
+        vf16 acc = b;
+        for (int q = 0; q < k; q++) {
+            const vf16 v = *(const vf16 *)(s[q] + p * d);
+            acc += w[q] * (relu_in ? relu16(v) : v);
+        }
+        *(vf16 *)(dst + p * d + c) = relu_out ? relu16(acc) : acc;
+    }
+}
+
 /* dst[p][c] = post(bias[c] + sum_q tap[q][c] * act(src[q][off + p * d + c])) for p < npix, where act is ReLU
- * when relu_in and post is ReLU when relu_out; bias may be NULL (zero). */
+ * when relu_in and post is ReLU when relu_out; bias may be NULL (zero). One block of 16 channels at a time
+ * over the pixels, its k taps in registers. */
 static void temporal_mix(const float **src, const float **tap, int k, long off, long npix, int d, int relu_in,
                          const float *bias, int relu_out, float *dst) {
-    for (long p = 0; p < npix; p++) {
-        const long at = off + p * d;
-        float *o = dst + p * d;
-        if (d < 16) {
+    if (d < 16) { /* fewer channels than one vector */
+        for (long p = 0; p < npix; p++) {
             for (int c = 0; c < d; c++) {
                 float acc = bias ? bias[c] : 0.0f;
                 for (int q = 0; q < k; q++) {
-                    float v = src[q][at + c];
+                    float v = src[q][off + p * d + c];
                     acc += tap[q][c] * (relu_in && v < 0.0f ? 0.0f : v);
                 }
-                o[c] = relu_out && acc < 0.0f ? 0.0f : acc;
+                dst[p * d + c] = relu_out && acc < 0.0f ? 0.0f : acc;
             }
-            continue;
         }
-        for (int c0 = 0; c0 < d; c0 += 16) {
-            const int c = c0 + 16 <= d ? c0 : d - 16; /* overlap the block before: no scalar tail */
-            vf16 acc = bias ? *(const vf16 *)(bias + c) : (vf16){0};
-            for (int q = 0; q < k; q++) {
-                vf16 v = *(const vf16 *)(src[q] + at + c);
-                acc += *(const vf16 *)(tap[q] + c) * (relu_in ? relu16(v) : v);
-            }
-            *(vf16 *)(o + c) = relu_out ? relu16(acc) : acc;
+        return;
+    }
+    for (int c0 = 0; c0 < d; c0 += 16) {
+        const int c = c0 + 16 <= d ? c0 : d - 16; /* overlap the block before: no scalar tail */
+#define MIX(K) temporal_mix16(src, tap, K, off, npix, d, c, relu_in, bias, relu_out, dst)
+        switch (k) {
+        case 1: MIX(1); break;
+        case 2: MIX(2); break;
+        case 3: MIX(3); break;
+        case 4: MIX(4); break;
+        case 5: MIX(5); break;
+        default: MIX(k);
         }
+#undef MIX
     }
 }
 
@@ -597,4 +619,25 @@ void vov3d_d2plus1d(const float *x, int cin, const void *wa, int bf16, long ldw,
         free(mixed);
         free(ring);
     }
+}
+
+/* Squeeze-excitation's gate of one clip from the per-frame (or per-band) sums of its activations, in one call
+ * instead of seven small torch ops: mean = (sum of the rows of sums) * inv_count;
+ * gate = sigmoid(relu(mean @ W1 + b1) @ W2 + b2).
+ *   sums: (rows, C); w1: (C, CSE), b1: (CSE); w2: (CSE, C), b2: (C); gate: (C). Single-threaded (tiny); the
+ * loops run along the matrices' rows, so they vectorise without reordering any sum. */
+void vov3d_se_gate(const float *sums, int rows, int c, float inv_count, const float *w1, const float *b1, int cse,
+                   const float *w2, const float *b2, float *gate) {
+    float mean[c], hidden[cse];
+    for (int i = 0; i < c; i++) mean[i] = 0.0f;
+    for (int r = 0; r < rows; r++)
+        for (int i = 0; i < c; i++) mean[i] += sums[(long)r * c + i];
+    for (int j = 0; j < cse; j++) hidden[j] = 0.0f;
+    for (int i = 0; i < c; i++)
+        for (int j = 0; j < cse; j++) hidden[j] += mean[i] * inv_count * w1[(long)i * cse + j];
+    for (int j = 0; j < cse; j++) hidden[j] = hidden[j] + b1[j] > 0.0f ? hidden[j] + b1[j] : 0.0f;
+    for (int i = 0; i < c; i++) gate[i] = 0.0f;
+    for (int j = 0; j < cse; j++)
+        for (int i = 0; i < c; i++) gate[i] += hidden[j] * w2[(long)j * c + i];
+    for (int i = 0; i < c; i++) gate[i] = 1.0f / (1.0f + expf(-(gate[i] + b2[i])));
 }

@@ -69,7 +69,11 @@ static inline void silu_row(float *o, long d) {
     }
 }
 
-/* ReLU that keeps NaN, as torch.relu does. */
+/* ReLU that keeps NaN, as torch.relu does (maxps returns its second operand when either is NaN). */
+#ifdef __AVX512F__
+static inline vf16 relu16(vf16 v) { return (vf16)_mm512_max_ps(_mm512_setzero_ps(), (__m512)v); }
+#else
 static inline vf16 relu16(vf16 v) { const vf16 zero = {0}; return select16((vu16)(v < zero), zero, v); }
+#endif
 
 #endif
