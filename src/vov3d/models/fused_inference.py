@@ -41,10 +41,10 @@ from vov3d.models.x3d_bottleneck import X3DBottleneck
 
 # A D(2+1)D layer whose first 1x1x1 conv would output more than this (per clip) runs it inside the
 # depthwise kernel, band by band (``cpu_kernels.d2plus1d``), instead of writing it out. Measured
-# (``benchmarks/kernels.py``): 1.3-1.5x faster for VoV3D-M's 37 MB and 18 MB outputs (the stride-2
-# layers of stages 2 and 3), 0.8-1.1x for its 9 MB ones, slower below (the output stays in cache and
-# the bands' recomputed halo rows cost more than they save).
-ONE_PASS_BYTES = 12 * 2**20
+# (``benchmarks/kernels.py``, RESULTS.md §5): 1.2-1.3x faster for 7.7-9.2 MiB outputs
+# (the stride-1 layers of stage 2), 1.14-1.37x for the stride-2 layers of stages 2 and 3, equal at
+# 4-5 MiB, 0.73x at 2.3 MiB (the output stays in cache and the bands' recomputed halo rows cost more).
+ONE_PASS_BYTES = 6 * 2**20
 
 
 class Pointwise:

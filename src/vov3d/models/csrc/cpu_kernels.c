@@ -26,30 +26,40 @@ static int temporal_sources(const float *xn, const float *wt, int kt, int t_in, 
     return k;
 }
 
+enum { POST_NONE, POST_RELU, POST_SILU }; /* what temporal_mix applies to its output */
+
 /* temporal_mix for the 16 channels at c of every pixel; k is a constant at the calls that matter (the
- * sources and taps then stay in registers). */
+ * sources and taps then stay in registers). The first `done` lanes were done by the block before (see
+ * temporal_mix): they are stored again, identically, and left out of the sums. */
 static inline __attribute__((always_inline)) void temporal_mix16(const float **src, const float **tap, int k, long at,
-                                                                 long npix, int d, int c, int relu_in,
-                                                                 const float *bias, int relu_out, float *dst) {
+                                                                 long npix, int d, int c, int done, int relu_in,
+                                                                 const float *bias, int post, float *fs, float *dst) {
     const float *s[16];
     vf16 w[16];
     for (int q = 0; q < k; q++) s[q] = src[q] + at + c, w[q] = *(const vf16 *)(tap[q] + c);
     const vf16 b = bias ? *(const vf16 *)(bias + c) : (vf16){0};
+    vf16 sum = {0};
     for (long p = 0; p < npix; p++) {
         vf16 acc = b;
         for (int q = 0; q < k; q++) {
             const vf16 v = *(const vf16 *)(s[q] + p * d);
             acc += w[q] * (relu_in ? relu16(v) : v);
         }
-        *(vf16 *)(dst + p * d + c) = relu_out ? relu16(acc) : acc;
+        sum += acc;
+        *(vf16 *)(dst + p * d + c) = post == POST_RELU ? relu16(acc) : post == POST_SILU ? silu16(acc) : acc;
+    }
+    if (fs) {
+        const vu16 lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+        *(vf16 *)(fs + c) += (vf16)((vu16)sum & (vu16)(lane >= (uint32_t)done));
     }
 }
 
 /* dst[p][c] = post(bias[c] + sum_q tap[q][c] * act(src[q][off + p * d + c])) for p < npix, where act is ReLU
- * when relu_in and post is ReLU when relu_out; bias may be NULL (zero). One block of 16 channels at a time
- * over the pixels, its k taps in registers. */
+ * when relu_in, and post is POST_NONE, POST_RELU or POST_SILU (Swish); bias may be NULL (zero). Adds the
+ * sums over the pixels (before post) to fs when given. One block of 16 channels at a time over the pixels,
+ * its k taps in registers. */
 static void temporal_mix(const float **src, const float **tap, int k, long off, long npix, int d, int relu_in,
-                         const float *bias, int relu_out, float *dst) {
+                         const float *bias, int post, float *fs, float *dst) {
     if (d < 16) { /* fewer channels than one vector */
         for (long p = 0; p < npix; p++) {
             for (int c = 0; c < d; c++) {
@@ -58,14 +68,16 @@ static void temporal_mix(const float **src, const float **tap, int k, long off, 
                     float v = src[q][off + p * d + c];
                     acc += tap[q][c] * (relu_in && v < 0.0f ? 0.0f : v);
                 }
-                dst[p * d + c] = relu_out && acc < 0.0f ? 0.0f : acc;
+                if (fs) fs[c] += acc;
+                dst[p * d + c] = post == POST_RELU ? (acc < 0.0f ? 0.0f : acc)
+                                 : post == POST_SILU ? acc / (1.0f + expf(-acc)) : acc;
             }
         }
         return;
     }
     for (int c0 = 0; c0 < d; c0 += 16) {
         const int c = c0 + 16 <= d ? c0 : d - 16; /* overlap the block before: no scalar tail */
-#define MIX(K) temporal_mix16(src, tap, K, off, npix, d, c, relu_in, bias, relu_out, dst)
+#define MIX(K) temporal_mix16(src, tap, K, off, npix, d, c, c0 - c, relu_in, bias, post, fs, dst)
         switch (k) {
         case 1: MIX(1); break;
         case 2: MIX(2); break;
@@ -167,7 +179,7 @@ void vov3d_depthwise_st(const float *x, const float *wt, int kt, const float *ws
                         } else {
                             memset(slot, 0, sizeof(float) * (size_t)d); /* the padding columns */
                             memset(slot + (long)(w + 1) * d, 0, sizeof(float) * (size_t)d);
-                            temporal_mix(src, tap, k, (long)ih * w * d, w, d, relu_in, NULL, 0, slot + d);
+                            temporal_mix(src, tap, k, (long)ih * w * d, w, d, relu_in, NULL, POST_NONE, NULL, slot + d);
                         }
                         held[s] = ih;
                     }
@@ -428,29 +440,38 @@ void vov3d_gemm(const float *const *A, const long *lda, const int *ka, int nseg,
     }
 }
 
-/* Rows [ih0, ih0 + nin) of one frame (clipped to [0, h)) through the 1x1x1 conv: C = A @ B + bias with A the
- * frame's (h * w, cin) pixels; row ih0 + r lands at dst + r * w * d. B as in vov3d_gemm; abuf: 8 * cin floats,
+/* Rows [ih0, ih0 + nin) of one frame through the 1x1x1 conv and ReLU, C = relu(A @ B + bias) with A the frame's
+ * (h * w, cin) pixels, into zero-padded rows: row ih0 + r lands at dst + r * (w + 2) * d + d. Rows outside the
+ * frame are zeroed; the padding columns are left as they are (zero). B as in vov3d_gemm; abuf: 8 * cin floats,
  * or 8 * (cin + 1) bf16 when bf16. */
 static void band_pointwise(const float *frame, int cin, const void *B, int bf16, long ldb, const float *bias, int ih0,
                            int nin, int h, int w, int d, float *dst, void *abuf) {
-    const int r0 = ih0 < 0 ? 0 : ih0, r1 = ih0 + nin > h ? h : ih0 + nin;
-    const long p1 = (long)r1 * w;
-    float *out = dst + (long)(r0 - ih0) * w * d;
-    for (long p = (long)r0 * w; p < p1; p += GEMM_MR, out += (long)GEMM_MR * d) {
-        const int mr = p1 - p < GEMM_MR ? (int)(p1 - p) : GEMM_MR;
-        const float *a = frame + p * cin;
-#if HAVE_BF16
-        if (bf16) { /* rounds only the mr rows of the frame: nothing beyond it is read */
-            gemm_rows_bf16(a, cin, cin, (uint16_t *)abuf, (const uint16_t *)B, ldb, d, bias, NULL, 0, 0, out, d, mr);
+    const long padded_row = (long)(w + 2) * d, end = (long)h * w;
+    for (int r = 0; r < nin; r++) {
+        const int ih = ih0 + r;
+        float *row = dst + r * padded_row;
+        if (ih < 0 || ih >= h) {
+            memset(row, 0, sizeof(float) * (size_t)padded_row);
             continue;
         }
+        for (int p0 = 0; p0 < w; p0 += GEMM_MR) {
+            const int mr = w - p0 < GEMM_MR ? w - p0 : GEMM_MR;
+            const long p = (long)ih * w + p0;
+            const float *a = frame + p * cin;
+            float *out = row + (long)(p0 + 1) * d;
+#if HAVE_BF16
+            if (bf16) { /* rounds only the mr rows: nothing beyond them is read */
+                gemm_rows_bf16(a, cin, cin, (uint16_t *)abuf, (const uint16_t *)B, ldb, d, bias, NULL, 0, 1, out, d, mr);
+                continue;
+            }
 #endif
-        if (mr < GEMM_MR) { /* the last block: zero-padded copy, so that no row beyond the frame is read */
-            memset(abuf, 0, sizeof(float) * (size_t)GEMM_MR * cin);
-            memcpy(abuf, a, sizeof(float) * (size_t)mr * cin);
-            a = (const float *)abuf;
+            if (p + GEMM_MR > end) { /* the frame's last block: zero-padded copy, so that nothing beyond it is read */
+                memset(abuf, 0, sizeof(float) * (size_t)GEMM_MR * cin);
+                memcpy(abuf, a, sizeof(float) * (size_t)mr * cin);
+                a = (const float *)abuf;
+            }
+            gemm_block(a, cin, (const float *)B, ldb, d, bias, NULL, 0, 1, out, d, mr);
         }
-        gemm_block(a, cin, (const float *)B, ldb, d, bias, NULL, 0, 0, out, d, mr);
     }
 }
 
@@ -546,7 +567,8 @@ void vov3d_stem(const float *x, int cin, int t, int h, int w, const float *B, lo
                     src[k] = conv;
                     tap[k++] = wt + (long)j * N;
                 }
-                temporal_mix(src, tap, k, 0, (long)(oh1 - oh0) * wo, N, 0, bias, 1, y + ((long)ti * ho + oh0) * wo * N);
+                temporal_mix(src, tap, k, 0, (long)(oh1 - oh0) * wo, N, 0, bias, POST_RELU, NULL,
+                             y + ((long)ti * ho + oh0) * wo * N);
             }
         }
         free(ring);
@@ -555,11 +577,13 @@ void vov3d_stem(const float *x, int cin, int t, int h, int w, const float *B, lo
 }
 
 /* A D(2+1)D layer up to its last 1x1x1 conv, for one clip, in bands of output rows whose data stay in L2:
- *   y = post(bias + S(Tm(ReLU(x @ Wa + ba)))),  post = Swish when silu_out,
+ *   y = post(bias + Tm(S(ReLU(x @ Wa + ba)))),  post = Swish when silu_out,
  * the same maths as vov3d_gemm then vov3d_depthwise_st, without writing the 1x1x1 conv's output to memory.
- * A task computes `band` output rows of every frame: for each output frame it runs the 1x1x1 conv on the
- * input rows the band needs (its halo rows are computed by both neighbouring bands) of the one new frame
- * the temporal taps reach (a ring of kt frames), mixes the frames, and runs the 3x3 conv.
+ * A task computes `band` output rows of every frame. For each new frame the temporal taps reach, it runs the
+ * 1x1x1 conv + ReLU on the input rows the band needs (halo rows are computed by both neighbouring bands) and
+ * the 3x3 conv S on them, into a ring of kt frames of S's output; each output frame then mixes the ring's
+ * frames (Tm), adds the bias and applies Swish. S before Tm (both per-channel linear maps: the same result):
+ * at stride 2, Tm then runs on the output's pixels, a quarter of the input's.
  *   x: (T, H, W, cin); wa (bf16 pairs when bf16) and ba: (ldw) packed as for vov3d_gemm; wt: (kt, D); ws: (9, D);
  *   bias: (D); y: (T, Ho, Wo, D); band_sum: (bands, T, D) per-band frame sums of y before Swish, or NULL. */
 void vov3d_d2plus1d(const float *x, int cin, const void *wa, int bf16, long ldw, const float *ba, const float *wt,
@@ -568,12 +592,13 @@ void vov3d_d2plus1d(const float *x, int cin, const void *wa, int bf16, long ldw,
     const int ho = (h - 1) / stride + 1, wo = (w - 1) / stride + 1;
     const int bands = (ho + band - 1) / band;
     const int rows_in = (band - 1) * stride + 3;
-    const long slot = (long)rows_in * w * d, padded_row = (long)(w + 2) * d, frame = (long)h * w * cin;
+    const long slot = (long)band * wo * d, padded_row = (long)(w + 2) * d, frame = (long)h * w * cin;
     if (kt > 16) return; /* the Python wrapper rejects this */
 #pragma omp parallel
     {
         float *ring = (float *)malloc(sizeof(float) * (size_t)(kt * slot));
-        float *mixed = (float *)malloc(sizeof(float) * (size_t)(rows_in * padded_row));
+        float *rows = (float *)calloc((size_t)(rows_in * padded_row), sizeof(float)); /* padding columns: zero */
+        float *no_bias = (float *)calloc((size_t)d, sizeof(float));
         void *abuf = malloc(sizeof(float) * (size_t)GEMM_MR * (cin + 1)); /* 8 float rows, or 8 bf16 pair rows */
 #pragma omp for schedule(static)
         for (int b = 0; b < bands; b++) {
@@ -590,33 +615,26 @@ void vov3d_d2plus1d(const float *x, int cin, const void *wa, int bf16, long ldw,
                     if (tj < 0 || tj >= t) continue;
                     float *conv = ring + (long)(tj % kt) * slot;
                     if (held[tj % kt] != tj) {
-                        band_pointwise(x + tj * frame, cin, wa, bf16, ldw, ba, ih0, nin, h, w, d, conv, abuf);
+                        band_pointwise(x + tj * frame, cin, wa, bf16, ldw, ba, ih0, nin, h, w, d, rows, abuf);
+                        for (int oh = oh0; oh < oh1; oh++) {
+                            const float *r = rows + (long)(oh - oh0) * stride * padded_row;
+                            spatial_row(r, r + padded_row, r + 2 * padded_row, ws, no_bias, wo, d, stride,
+                                        conv + (long)(oh - oh0) * wo * d, NULL, 0);
+                        }
                         held[tj % kt] = tj;
                     }
                     src[k] = conv;
                     tap[k++] = wt + (long)j * d;
                 }
-                for (int r = 0; r < nin; r++) {
-                    float *m = mixed + r * padded_row;
-                    if (ih0 + r < 0 || ih0 + r >= h) {
-                        memset(m, 0, sizeof(float) * (size_t)padded_row);
-                        continue;
-                    }
-                    memset(m, 0, sizeof(float) * (size_t)d);
-                    memset(m + (long)(w + 1) * d, 0, sizeof(float) * (size_t)d);
-                    temporal_mix(src, tap, k, (long)r * w * d, w, d, 1, NULL, 0, m + d);
-                }
                 float *fs = bs ? bs + (long)ti * d : NULL;
                 if (fs) memset(fs, 0, sizeof(float) * (size_t)d);
-                for (int oh = oh0; oh < oh1; oh++) {
-                    const float *r = mixed + (long)(oh - oh0) * stride * padded_row;
-                    spatial_row(r, r + padded_row, r + 2 * padded_row, ws, bias, wo, d, stride,
-                                y + ((long)ti * ho + oh) * wo * d, fs, silu_out);
-                }
+                temporal_mix(src, tap, k, 0, (long)(oh1 - oh0) * wo, d, 0, bias, silu_out ? POST_SILU : POST_NONE, fs,
+                             y + ((long)ti * ho + oh0) * wo * d);
             }
         }
         free(abuf);
-        free(mixed);
+        free(no_bias);
+        free(rows);
         free(ring);
     }
 }
