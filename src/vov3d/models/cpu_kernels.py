@@ -388,21 +388,24 @@ def gemm(
     ``pre(A) = silu(A * scale)`` per column when ``scale`` ((K,)) is given, else ``A``; ``post`` is ReLU
     when ``relu``. Writes into ``out`` (allocated if None; it must not overlap ``a``) and returns it.
     """
-    group = group_stride = 0
     parts = [a] if isinstance(a, torch.Tensor) else list(a)
-    if len(parts) == 1 and parts[0].dim() == 3:  # rows in groups
-        grouped = parts[0]
-        _check("a", grouped, contiguous=False)
-        if grouped.stride(2) != 1:
-            raise ValueError(f"a: expected contiguous rows (last stride 1), got strides {grouped.stride()}")
-        rows, group, group_stride = grouped.shape[0] * grouped.shape[1], grouped.shape[1], grouped.stride(0)
-    else:
-        rows = parts[0].shape[0]
-        for i, part in enumerate(parts):
-            if part.dim() != 2:
-                raise ValueError(f"a[{i}]: expected a matrix, got shape {tuple(part.shape)}")
+    grouped = len(parts) == 1 and parts[0].dim() == 3  # rows in groups
+    rows = parts[0].shape[0] * (parts[0].shape[1] if grouped else 1)
+    ptrs, strides, widths = [], [], []  # gathered in one pass: this runs for every 1x1x1 conv
+    for i, part in enumerate(parts):
+        if grouped:
+            _check("a", part, contiguous=False)
+            if part.stride(2) != 1:
+                raise ValueError(f"a: expected contiguous rows (last stride 1), got strides {part.stride()}")
+        elif part.dim() != 2:
+            raise ValueError(f"a[{i}]: expected a matrix, got shape {tuple(part.shape)}")
+        else:
             _rows(f"a[{i}]", part, (rows, part.shape[1]))
-    k = sum(part.shape[-1] for part in parts)
+        ptrs.append(part.data_ptr())
+        strides.append(part.stride(-2))
+        widths.append(part.shape[-1])
+    group, group_stride = (parts[0].shape[1], parts[0].stride(0)) if grouped else (0, 0)
+    k = sum(widths)
     padded = -(-n // 8) * 8
     bf16 = _check_weight(lib, weight, k, padded)
     _check("bias", bias, (padded,))
@@ -413,11 +416,10 @@ def gemm(
     if out is None:
         out = torch.empty(rows, n)
     _rows("out", out, (rows, n))
-    ptrs = (ctypes.c_void_p * len(parts))(*(part.data_ptr() for part in parts))
-    strides = (ctypes.c_long * len(parts))(*(part.stride(-2) for part in parts))
-    widths = (ctypes.c_int * len(parts))(*(part.shape[-1] for part in parts))
+    nparts = len(parts)
     lib.vov3d_gemm(
-        ptrs, strides, widths, len(parts), group, group_stride, rows, weight.data_ptr(), bf16, padded, n,
+        (ctypes.c_void_p * nparts)(*ptrs), (ctypes.c_long * nparts)(*strides), (ctypes.c_int * nparts)(*widths), nparts,
+        group, group_stride, rows, weight.data_ptr(), bf16, padded, n,
         bias.data_ptr(), _ptr(scale), _ptr(residual), residual.stride(0) if residual is not None else 0, int(relu),
         out.data_ptr(), out.stride(0),
     )
