@@ -179,6 +179,26 @@ def test_bf16_d2plus1d_equals_bf16_gemm_then_depthwise(lib):
         torch.testing.assert_close(sums.sum(0, keepdim=True), sums2, rtol=1e-5, atol=1e-3)
 
 
+def test_coarse_swish_is_within_2e4_of_swish_and_keeps_nan(lib):
+    """The cheaper Swish of the bfloat16 path (silu16_coarse): error far below bfloat16's 2^-9 rounding."""
+    g = torch.Generator().manual_seed(8)
+    x = torch.randn(1, 4, 9, 10, 40, generator=g) * 4
+    x[0, 2, 4, 5, 17] = float("nan")
+    temporal, spatial, bias = (torch.randn(s, generator=g) for s in ((3, 40), (9, 40), (40,)))
+    weight, pw_bias = cpu_kernels.pack_weight(torch.randn(40, 40, generator=g) * 0.3, torch.randn(40, generator=g))
+    for stride in (1, 2):
+        exact, _ = cpu_kernels.depthwise_st(lib, x, temporal, spatial, bias, stride, silu_out=True)
+        coarse, _ = cpu_kernels.depthwise_st(lib, x, temporal, spatial, bias, stride, silu_out=True, coarse_silu=True)
+        assert torch.equal(coarse.isnan(), exact.isnan()) and exact.isnan().any()
+        ok = ~exact.isnan()
+        torch.testing.assert_close(coarse[ok], exact[ok], rtol=2e-4, atol=1e-6)
+        x2 = x.nan_to_num()
+        exact, _ = cpu_kernels.d2plus1d(lib, x2, weight, pw_bias, 40, temporal, spatial, bias, stride, silu_out=True)
+        coarse, _ = cpu_kernels.d2plus1d(lib, x2, weight, pw_bias, 40, temporal, spatial, bias, stride, silu_out=True,
+                                         coarse_silu=True)
+        torch.testing.assert_close(coarse, exact, rtol=2e-4, atol=1e-6)
+
+
 @pytest.mark.parametrize("c,cse,rows", [(48, 8, 16), (20, 8, 1), (7, 3, 5)])
 def test_se_gate_equals_the_squeeze_excitation_module(lib, c, cse, rows):
     g = torch.Generator().manual_seed(7)

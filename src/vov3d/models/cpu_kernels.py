@@ -180,6 +180,11 @@ def _check_depthwise(
     return kt
 
 
+def _silu_mode(silu_out: bool, coarse: bool) -> int:
+    """The kernels' silu_out: 0 none, 1 exact (float32 accuracy), 2 coarse (silu16_coarse, for bfloat16 inputs)."""
+    return 0 if not silu_out else 2 if coarse else 1
+
+
 def depthwise_st(
     lib: ctypes.CDLL,
     x: torch.Tensor,
@@ -190,12 +195,14 @@ def depthwise_st(
     relu_in: bool = True,
     silu_out: bool = False,
     frame_sums: bool = False,
+    coarse_silu: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``bias + spatial(temporal(act(x)))`` for (N, T, H, W, D) ``x``; see the C source.
 
     ``temporal``: (kt, D) taps (zero padding kt // 2); ``spatial``: (9, D), 3x3 taps row-major (padding 1,
     stride ``stride``); ``bias``: (D,). Returns (N, T, Ho, Wo, D) and, if ``frame_sums``, the (N, T, D)
-    sums of the output over each frame (before Swish).
+    sums of the output over each frame (before Swish). ``coarse_silu``: the Swish to about 1.5e-4 relative,
+    cheaper, for an output that only bfloat16 products read (their rounding step is 2^-8).
     """
     _check("x", x)
     if x.dim() != 5:
@@ -207,7 +214,7 @@ def depthwise_st(
     sums = torch.empty(n, t, d) if frame_sums else None
     lib.vov3d_depthwise_st(
         x.data_ptr(), temporal.data_ptr(), kt, spatial.data_ptr(), bias.data_ptr(), y.data_ptr(), _ptr(sums),
-        n, t, h, w, d, stride, int(relu_in), int(silu_out),
+        n, t, h, w, d, stride, int(relu_in), _silu_mode(silu_out, coarse_silu),
     )
     return y, sums
 
@@ -258,6 +265,7 @@ def d2plus1d(
     silu_out: bool = False,
     frame_sums: bool = False,
     band: int | None = None,
+    coarse_silu: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``depthwise_st(gemm(x, weight, bias, dim), ...)`` with ``relu_in``, for one clip, without writing the
     1x1x1 conv's output: x (1, T, H, W, C_in) contiguous; ``weight``, ``bias`` from ``pack_weight``;
@@ -279,7 +287,7 @@ def d2plus1d(
     sums = torch.empty(bands, t, dim) if frame_sums else None
     lib.vov3d_d2plus1d(
         x.data_ptr(), cin, weight.data_ptr(), bf16, padded, bias.data_ptr(), temporal.data_ptr(), kt,
-        spatial.data_ptr(), dw_bias.data_ptr(), y.data_ptr(), _ptr(sums), t, h, w, dim, stride, band, int(silu_out),
+        spatial.data_ptr(), dw_bias.data_ptr(), y.data_ptr(), _ptr(sums), t, h, w, dim, stride, band, _silu_mode(silu_out, coarse_silu),
     )
     return y, sums
 

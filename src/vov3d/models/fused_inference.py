@@ -108,22 +108,24 @@ class FusedD2Plus1D:
         self.se = None if layer.se is None else SqueezeGate(layer.se)
         self.c = Pointwise(layer.c[0], dtype)
         self.has_residual = layer.has_residual
+        # Without SE the depthwise pass applies Swish; in bfloat16 only the next product reads it: coarse Swish.
+        self.depthwise = {"silu_out": self.se is None, "frame_sums": self.se is not None,
+                          "coarse_silu": dtype == torch.bfloat16}
 
     def __call__(
         self, lib: ctypes.CDLL, x: torch.Tensor, grid: tuple[int, int, int]
     ) -> tuple[tuple[int, int, int], torch.Tensor]:
         """The layer's output grid and output ((T*Ho*Wo, C_out)) for one clip ``x``: (T*H*W, C_in) rows of a
         (T, H, W) ``grid``."""
-        depthwise = {"silu_out": self.se is None, "frame_sums": self.se is not None}
         if grid[0] * grid[1] * grid[2] * self.spatial.shape[1] * 4 > ONE_PASS_BYTES:
             y, sums = cpu_kernels.d2plus1d(
                 lib, x.view(1, *grid, -1), self.a.weight, self.a.bias, self.a.dim_out,
-                self.temporal, self.spatial, self.bias, self.stride, **depthwise,
+                self.temporal, self.spatial, self.bias, self.stride, **self.depthwise,
             )
         else:
             y = self.a(lib, x).view(1, *grid, -1)  # its ReLU is applied by depthwise_st
             y, sums = cpu_kernels.depthwise_st(
-                lib, y, self.temporal, self.spatial, self.bias, self.stride, relu_in=True, **depthwise
+                lib, y, self.temporal, self.spatial, self.bias, self.stride, relu_in=True, **self.depthwise
             )
         t, h, w = y.shape[1:4]
         scale = None if self.se is None else self.se(lib, sums, t * h * w)

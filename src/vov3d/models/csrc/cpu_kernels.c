@@ -26,7 +26,10 @@ static int temporal_sources(const float *xn, const float *wt, int kt, int t_in, 
     return k;
 }
 
-enum { POST_NONE, POST_RELU, POST_SILU }; /* what temporal_mix applies to its output */
+/* What temporal_mix applies to its output. POST_SILU_COARSE: silu16_coarse, for outputs that a bfloat16 product
+ * reads next (the silu_out == SILU_COARSE of the entry points). */
+enum { POST_NONE, POST_RELU, POST_SILU, POST_SILU_COARSE };
+enum { SILU_NONE, SILU_EXACT, SILU_COARSE }; /* silu_out of vov3d_depthwise_st and vov3d_d2plus1d */
 
 /* temporal_mix for the 16 channels at c of every pixel; k is a constant at the calls that matter (the
  * sources and taps then stay in registers). The first `done` lanes were done by the block before (see
@@ -46,7 +49,10 @@ static inline __attribute__((always_inline)) void temporal_mix16(const float **s
             acc += w[q] * (relu_in ? relu16(v) : v);
         }
         sum += acc;
-        *(vf16 *)(dst + p * d + c) = post == POST_RELU ? relu16(acc) : post == POST_SILU ? silu16(acc) : acc;
+        *(vf16 *)(dst + p * d + c) = post == POST_RELU          ? relu16(acc)
+                                     : post == POST_SILU        ? silu16(acc)
+                                     : post == POST_SILU_COARSE ? silu16_coarse(acc)
+                                                                : acc;
     }
     if (fs) {
         const vu16 lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
@@ -55,7 +61,7 @@ static inline __attribute__((always_inline)) void temporal_mix16(const float **s
 }
 
 /* dst[p][c] = post(bias[c] + sum_q tap[q][c] * act(src[q][off + p * d + c])) for p < npix, where act is ReLU
- * when relu_in, and post is POST_NONE, POST_RELU or POST_SILU (Swish); bias may be NULL (zero). Adds the
+ * when relu_in, and post is POST_NONE, POST_RELU or POST_SILU[_COARSE] (Swish); bias may be NULL (zero). Adds the
  * sums over the pixels (before post) to fs when given. One block of 16 channels at a time over the pixels,
  * its k taps in registers. */
 static void temporal_mix(const float **src, const float **tap, int k, long off, long npix, int d, int relu_in,
@@ -70,7 +76,7 @@ static void temporal_mix(const float **src, const float **tap, int k, long off, 
                 }
                 if (fs) fs[c] += acc;
                 dst[p * d + c] = post == POST_RELU ? (acc < 0.0f ? 0.0f : acc)
-                                 : post == POST_SILU ? acc / (1.0f + expf(-acc)) : acc;
+                                 : post >= POST_SILU ? acc / (1.0f + expf(-acc)) : acc;
             }
         }
         return;
@@ -92,7 +98,7 @@ static void temporal_mix(const float **src, const float **tap, int k, long off, 
 
 /* One output row of the 3x3 depthwise conv over three padded mixed rows r0, r1, r2 ((W + 2) x D each):
  * out[ow][c] = bias[c] + sum_{dh, dw} ws[dh * 3 + dw][c] * r_dh[ow * stride + dw][c]. Adds the row's sums
- * (before Swish) to fs when given; applies Swish when silu_out. Weights stay in registers across the row
+ * (before Swish) to fs when given; applies Swish when silu_out (SILU_EXACT or SILU_COARSE). Weights stay in registers across the row
  * and, at stride 1, each input column is loaded once (a sliding 3x3 window). */
 static void spatial_row(const float *r0, const float *r1, const float *r2, const float *ws, const float *bias,
                         int wo, int d, int stride, float *out, float *fs, int silu_out) {
@@ -133,7 +139,8 @@ static void spatial_row(const float *r0, const float *r1, const float *r2, const
             const vf16 a2 = AT(r0, col + 2), b2 = AT(r1, col + 2), e2 = AT(r2, col + 2);
             vf16 acc = b + w0 * a0 + w1 * a1 + w2 * a2 + w3 * b0 + w4 * b1 + w5 * b2 + w6 * e0 + w7 * e1 + w8 * e2;
             sum += acc;
-            *(vf16 *)(out + (long)ow * d + c) = silu_out ? silu16(acc) : acc;
+            *(vf16 *)(out + (long)ow * d + c) =
+                silu_out == SILU_COARSE ? silu16_coarse(acc) : silu_out ? silu16(acc) : acc;
             a0 = a1, a1 = a2, b0 = b1, b1 = b2, e0 = e1, e1 = e2;
         }
         if (fs) *(vf16 *)(fs + c) += (vf16)((vu16)sum & (vu16)(lane >= done));
@@ -150,7 +157,7 @@ static void spatial_row(const float *r0, const float *r1, const float *r2, const
  *   x: (N, T, H, W, D); wt: (kt, D); ws: (9, D) as [dh * 3 + dw]; bias: (D);
  *   y: (N, T, Ho, Wo, D) with Ho = (H - 1) / stride + 1;
  *   frame_sum: (N, T, D) sums of y over each frame (before Swish; for squeeze-excitation), or NULL;
- *   silu_out: apply Swish to y. */
+ *   silu_out: apply Swish to y: SILU_EXACT, or SILU_COARSE (silu16_coarse) when a bfloat16 product reads y. */
 void vov3d_depthwise_st(const float *x, const float *wt, int kt, const float *ws, const float *bias, float *y,
                         float *frame_sum, int n, int t, int h, int w, int d, int stride, int relu_in,
                         int silu_out) {
@@ -289,12 +296,13 @@ static void gemm_block(const float *A, int K, const float *B, long ldb, int N, c
  * pairs, B2[k][c] = (B[2k][c], B[2k + 1][c]), zero beyond K and N. Twice the float32 rate. */
 
 /* dst[0:n] = pre(src[0:n]) rounded to bfloat16 (nearest even), pre(v) = Swish(v * scale) when scale is
- * given, else v: one pass, 16 at a time, the tail through masks. */
+ * given (silu16_coarse: its error is far below the rounding's), else v: one pass, 16 at a time, the tail
+ * through masks. */
 static void pre_bf16(const float *src, int n, const float *scale, uint16_t *dst) {
     for (int j = 0; j < n; j += 16) {
         const __mmask16 m = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
         __m512 v = _mm512_maskz_loadu_ps(m, src + j);
-        if (scale) v = (__m512)silu16((vf16)_mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, scale + j)));
+        if (scale) v = (__m512)silu16_coarse((vf16)_mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, scale + j)));
         _mm256_mask_storeu_epi16(dst + j, m, (__m256i)_mm512_cvtneps_pbh(v));
     }
 }
@@ -577,7 +585,7 @@ void vov3d_stem(const float *x, int cin, int t, int h, int w, const float *B, lo
 }
 
 /* A D(2+1)D layer up to its last 1x1x1 conv, for one clip, in bands of output rows whose data stay in L2:
- *   y = post(bias + Tm(S(ReLU(x @ Wa + ba)))),  post = Swish when silu_out,
+ *   y = post(bias + Tm(S(ReLU(x @ Wa + ba)))),  post = Swish when silu_out (as in vov3d_depthwise_st),
  * the same maths as vov3d_gemm then vov3d_depthwise_st, without writing the 1x1x1 conv's output to memory.
  * A task computes `band` output rows of every frame. For each new frame the temporal taps reach, it runs the
  * 1x1x1 conv + ReLU on the input rows the band needs (halo rows are computed by both neighbouring bands) and
@@ -593,6 +601,7 @@ void vov3d_d2plus1d(const float *x, int cin, const void *wa, int bf16, long ldw,
     const int bands = (ho + band - 1) / band;
     const int rows_in = (band - 1) * stride + 3;
     const long slot = (long)band * wo * d, padded_row = (long)(w + 2) * d, frame = (long)h * w * cin;
+    const int post = silu_out == SILU_COARSE ? POST_SILU_COARSE : silu_out ? POST_SILU : POST_NONE;
     if (kt > 16) return; /* the Python wrapper rejects this */
 #pragma omp parallel
     {
@@ -628,8 +637,7 @@ void vov3d_d2plus1d(const float *x, int cin, const void *wa, int bf16, long ldw,
                 }
                 float *fs = bs ? bs + (long)ti * d : NULL;
                 if (fs) memset(fs, 0, sizeof(float) * (size_t)d);
-                temporal_mix(src, tap, k, 0, (long)(oh1 - oh0) * wo, d, 0, bias, silu_out ? POST_SILU : POST_NONE, fs,
-                             y + ((long)ti * ho + oh0) * wo * d);
+                temporal_mix(src, tap, k, 0, (long)(oh1 - oh0) * wo, d, 0, bias, post, fs, y + ((long)ti * ho + oh0) * wo * d);
             }
         }
         free(abuf);
