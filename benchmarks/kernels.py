@@ -37,9 +37,10 @@ from vov3d.allocator import keep_freed_memory  # noqa: E402
 from vov3d.models import cpu_kernels  # noqa: E402
 from vov3d.models.fast_blocks import spatial_conv, temporal_depthwise  # noqa: E402
 
-# (T, H, C_in, D, stride) of VoV3D-M's D(2+1)D layers at 16x224² (C_in: the layer's input channels).
-LAYERS = [(16, 112, 24, 48, 2), (16, 56, 24, 48, 1), (16, 56, 48, 96, 2), (16, 28, 48, 96, 1),
-          (16, 28, 96, 192, 2), (16, 14, 96, 192, 1), (16, 14, 192, 384, 2), (16, 7, 192, 384, 1)]
+# (T, H, C_in, D, stride) of VoV3D-M's D(2+1)D layers at 16x224² (C_in: the layer's input channels: the
+# previous stage's output for a stage's first layer, D // 2 for the others).
+LAYERS = [(16, 112, 24, 48, 2), (16, 56, 24, 48, 1), (16, 56, 24, 96, 2), (16, 28, 48, 96, 1),
+          (16, 28, 48, 192, 2), (16, 14, 96, 192, 1), (16, 14, 96, 384, 2), (16, 7, 192, 384, 1)]
 
 
 def main() -> None:

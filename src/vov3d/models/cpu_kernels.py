@@ -16,7 +16,8 @@ Float32 kernels on channels-last (N, T, H, W, C) tensors, for the inference path
 * ``d2plus1d``: the layer's first 1x1x1 conv inside the depthwise pass, band by band, for layers whose
   1x1x1 output would not stay in cache (1.3-1.5x faster there);
 * ``stem``: the X3D stem (1x3x3 conv, temporal conv, folded BN, ReLU) in one pass, read straight from
-  the (N, C, T, H, W) input.
+  the (N, C, T, H, W) input;
+* ``se_gate``: squeeze-excitation's gate of one clip from its per-frame sums, in one call.
 
 (Ratios from ``benchmarks/kernels.py``, ``benchmarks/RESULTS.md``.)
 

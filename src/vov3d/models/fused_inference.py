@@ -8,8 +8,9 @@
   residual add and ReLU on its output. T-OSA's aggregation reads the block input and each layer's output
   where they are (``gemm`` takes its input as column blocks), so the concatenation is never written;
 * D(2+1)D's two depthwise stages, their bias, the ReLU before them and the Swish after them (layers
-  without SE) are one pass (``depthwise_st``), which also returns the per-frame sums that SE needs; where
-  the first 1x1x1 conv's output is large, that conv runs inside the same pass (``d2plus1d``);
+  without SE) are one pass (``depthwise_st``), which also returns the per-frame sums from which
+  ``se_gate`` computes SE's gate in one call; where the first 1x1x1 conv's output is large, that conv
+  runs inside the same pass (``d2plus1d``);
 * X3D's 3x3x3 depthwise conv is oneDNN's (a fused kernel of ours for it was slower); its 1x1x1 convs
   use ``gemm`` as VoV3D's do;
 * the stem is one pass that reads the (N, C, T, H, W) input as it is; the head's conv_5 is a ``gemm``,
@@ -17,7 +18,8 @@
 
 So a D(2+1)D layer makes three passes over its activations (1x1x1, depthwise, 1x1x1) where the module
 tree makes about twelve. Outputs equal the folded model's to float32 rounding. With ``dtype=torch.bfloat16``
-the 1x1x1 convs run as bfloat16 products (inputs and weights rounded, float32 sums), the rest in float32.
+the 1x1x1 convs run as bfloat16 products (inputs and weights rounded, float32 sums), the rest in float32;
+the Swish whose result only those products read is the coarser one (``coarse_silu``, 1.5e-4 relative).
 """
 
 from __future__ import annotations
@@ -40,10 +42,11 @@ from vov3d.models.x3d_bottleneck import X3DBottleneck
 
 
 # A D(2+1)D layer whose first 1x1x1 conv would output more than this (per clip) runs it inside the
-# depthwise kernel, band by band (``cpu_kernels.d2plus1d``), instead of writing it out. Measured
-# (``benchmarks/kernels.py``, RESULTS.md §5): 1.2-1.3x faster for 7.7-9.2 MiB outputs
-# (the stride-1 layers of stage 2), 1.14-1.37x for the stride-2 layers of stages 2 and 3, equal at
-# 4-5 MiB, 0.73x at 2.3 MiB (the output stays in cache and the bands' recomputed halo rows cost more).
+# depthwise kernel, band by band (``cpu_kernels.d2plus1d``), instead of writing it out. On whole models
+# (``benchmarks/one_pass_threshold.py``, RESULTS.md §5) 6 MiB was 1.00-1.06x faster than 12 MiB and 9.5 MiB
+# for VoV3D-M, v2 and L, float32 and bfloat16: it adds stage 2's stride-1 layers (7.7-9.2 MiB) to the
+# stride-2 layers of stages 2-4. Single layers (``benchmarks/kernels.py``) gain 1.7-1.9x at 18-37 MB and
+# lose below about 5 MB (the output would stay in cache, and the bands' recomputed halo rows cost more).
 ONE_PASS_BYTES = 6 * 2**20
 
 
