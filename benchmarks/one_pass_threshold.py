@@ -31,7 +31,8 @@ from vov3d.models.inference import cpu_has_bf16  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["vov3d_m", "vov3d_m_v2", "vov3d_l"])
-    parser.add_argument("--mib", nargs="+", type=float, default=[12, 6], help="thresholds in MiB; the first is the reference")
+    parser.add_argument("--mib", nargs="+", type=float, default=[12, 6],
+                        help="thresholds in MiB; the first is the reference")
     parser.add_argument("--reps", type=int, default=20, help="forwards per threshold (the fastest counts)")
     args = parser.parse_args()
     dtypes = [torch.float32] + ([torch.bfloat16] if cpu_has_bf16() else [])

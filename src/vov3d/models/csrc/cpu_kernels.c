@@ -98,8 +98,8 @@ static void temporal_mix(const float **src, const float **tap, int k, long off, 
 
 /* One output row of the 3x3 depthwise conv over three padded mixed rows r0, r1, r2 ((W + 2) x D each):
  * out[ow][c] = bias[c] + sum_{dh, dw} ws[dh * 3 + dw][c] * r_dh[ow * stride + dw][c]. Adds the row's sums
- * (before Swish) to fs when given; applies Swish when silu_out (SILU_EXACT or SILU_COARSE). Weights stay in registers across the row
- * and, at stride 1, each input column is loaded once (a sliding 3x3 window). */
+ * (before Swish) to fs when given; applies Swish when silu_out (SILU_EXACT or SILU_COARSE). Weights stay in
+ * registers across the row and, at stride 1, each input column is loaded once (a sliding 3x3 window). */
 static void spatial_row(const float *r0, const float *r1, const float *r2, const float *ws, const float *bias,
                         int wo, int d, int stride, float *out, float *fs, int silu_out) {
     if (d < 16) { /* fewer channels than one vector */
@@ -469,7 +469,8 @@ static void band_pointwise(const float *frame, int cin, const void *B, int bf16,
             float *out = row + (long)(p0 + 1) * d;
 #if HAVE_BF16
             if (bf16) { /* rounds only the mr rows: nothing beyond them is read */
-                gemm_rows_bf16(a, cin, cin, (uint16_t *)abuf, (const uint16_t *)B, ldb, d, bias, NULL, 0, 1, out, d, mr);
+                gemm_rows_bf16(a, cin, cin, (uint16_t *)abuf, (const uint16_t *)B, ldb, d, bias, NULL, 0, 1, out, d,
+                               mr);
                 continue;
             }
 #endif
@@ -637,7 +638,8 @@ void vov3d_d2plus1d(const float *x, int cin, const void *wa, int bf16, long ldw,
                 }
                 float *fs = bs ? bs + (long)ti * d : NULL;
                 if (fs) memset(fs, 0, sizeof(float) * (size_t)d);
-                temporal_mix(src, tap, k, 0, (long)(oh1 - oh0) * wo, d, 0, bias, post, fs, y + ((long)ti * ho + oh0) * wo * d);
+                temporal_mix(src, tap, k, 0, (long)(oh1 - oh0) * wo, d, 0, bias, post, fs,
+                             y + ((long)ti * ho + oh0) * wo * d);
             }
         }
         free(abuf);
