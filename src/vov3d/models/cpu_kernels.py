@@ -203,7 +203,7 @@ def depthwise_st(
     ``temporal``: (kt, D) taps (zero padding kt // 2); ``spatial``: (9, D), 3x3 taps row-major (padding 1,
     stride ``stride``); ``bias``: (D,). Returns (N, T, Ho, Wo, D) and, if ``frame_sums``, the (N, T, D)
     sums of the output over each frame (before Swish). ``coarse_silu``: the Swish to about 1.5e-4 relative,
-    cheaper, for an output that only bfloat16 products read (their rounding step is 2^-8).
+    cheaper, for an output that only bfloat16 products read (their rounding error is up to 2^-8).
     """
     _check("x", x)
     if x.dim() != 5:

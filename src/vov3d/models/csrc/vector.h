@@ -34,9 +34,10 @@ static inline vf16 sigmoid16(vf16 v) {
     return (vf16)inv;
 }
 static inline vf16 silu16(vf16 v) { return (vf16)_mm512_mul_ps((__m512)v, (__m512)sigmoid16(v)); }
-/* Swish to about 1.5e-4 relative, in 11 instructions instead of 19: for values about to be rounded to bfloat16
- * (relative step 2^-8), where the difference never shows. exp(-v) = 2^t, t = -v log2(e), as 2^round(t) times a
- * degree-3 fit of 2^f on [-1/2, 1/2] (7.5e-5), and the 14-bit reciprocal estimate without a Newton step. */
+/* Swish to about 1.5e-4 relative, in 11 instructions instead of 19, for values about to be rounded to bfloat16
+ * (error up to 2^-8 relative): it changes a rounded value only within 1.5e-4 of a rounding boundary.
+ * exp(-v) = 2^t, t = -v log2(e), as 2^round(t) times a degree-3 fit of 2^f on [-1/2, 1/2] (7.5e-5), and the
+ * 14-bit reciprocal estimate without a Newton step. */
 static inline vf16 silu16_coarse(vf16 v) {
     const __m512 t = _mm512_min_ps(_mm512_mul_ps((__m512)v, _mm512_set1_ps(-1.44269504f)), _mm512_set1_ps(126.0f));
     const __m512 k = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
