@@ -114,7 +114,13 @@ def test_gemm_reads_a_spatially_strided_view_in_place(lib):
 
 @pytest.mark.parametrize(
     "shape,d,kt,stride,band",
-    [((1, 3, 6, 17, 23), 24, 5, 2, None), ((1, 3, 2, 8, 8), 13, 5, 1, 3), ((1, 2, 4, 9, 30), 40, 3, 2, 1)],
+    [
+        ((1, 3, 6, 17, 23), 24, 5, 2, None),
+        ((1, 3, 2, 8, 8), 13, 5, 1, 3),
+        ((1, 2, 4, 9, 30), 40, 3, 2, 1),
+        ((1, 3, 3, 7, 70), 20, 5, 2, 2),  # blocks of 8 pixels inside the row read it in place, the ends a copy
+        ((1, 1, 2, 5, 41), 24, 1, 1, None),
+    ],
 )
 def test_stem_reads_the_input_layout_and_equals_the_convolutions(lib, shape, d, kt, stride, band):
     g = torch.Generator().manual_seed(8)
@@ -177,6 +183,41 @@ def test_bf16_d2plus1d_equals_bf16_gemm_then_depthwise(lib):
         y2, sums2 = cpu_kernels.depthwise_st(lib, pointwise, temporal, spatial, dw_bias, stride, frame_sums=True)
         torch.testing.assert_close(y, y2, rtol=0, atol=1e-5)
         torch.testing.assert_close(sums.sum(0, keepdim=True), sums2, rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("d", [40, 20, 10])  # whole vectors, an overlapping last vector, less than one vector
+def test_bf16_outputs_are_the_float32_outputs_rounded_and_gemm_reads_them_in_place(lib, d):
+    """The depthwise passes' bfloat16 output (layers without SE in the bfloat16 network) is their float32 output
+    rounded to nearest even, and a bfloat16 product reads it as it is: as if from its float32 values."""
+    if not cpu_kernels.has_bf16(lib):
+        pytest.skip("this CPU has no AVX512_BF16")
+    g = torch.Generator().manual_seed(9)
+    x, x_in = torch.randn(1, 4, 9, 10, d, generator=g), torch.randn(1, 4, 9, 10, 12, generator=g)
+    temporal, spatial, bias = (torch.randn(s, generator=g) for s in ((3, d), (9, d), (d,)))
+    pw, pw_bias = cpu_kernels.pack_weight(torch.randn(12, d, generator=g), torch.randn(d, generator=g), torch.bfloat16)
+    for stride in (1, 2):
+        for post in ({"silu_out": True, "coarse_silu": True}, {}):
+            y32, s32 = cpu_kernels.depthwise_st(lib, x, temporal, spatial, bias, stride, frame_sums=True, **post)
+            y16, s16 = cpu_kernels.depthwise_st(lib, x, temporal, spatial, bias, stride, frame_sums=True,
+                                                out_dtype=torch.bfloat16, **post)
+            assert y16.dtype == torch.bfloat16 and torch.equal(y16, y32.to(torch.bfloat16))
+            assert torch.equal(s16, s32)
+        y32, _ = cpu_kernels.d2plus1d(lib, x_in, pw, pw_bias, d, temporal, spatial, bias, stride, silu_out=True,
+                                      coarse_silu=True, band=3)
+        y16, _ = cpu_kernels.d2plus1d(lib, x_in, pw, pw_bias, d, temporal, spatial, bias, stride, silu_out=True,
+                                      coarse_silu=True, band=3, out_dtype=torch.bfloat16)
+        assert y16.dtype == torch.bfloat16 and torch.equal(y16, y32.to(torch.bfloat16))
+    rows = y16.view(-1, d)  # 100 rows: a last, partial block of 8
+    matrix, w_bias = torch.randn(d, 24, generator=g), torch.randn(24, generator=g)
+    weight, w_bias = cpu_kernels.pack_weight(matrix, w_bias, torch.bfloat16)
+    residual = torch.randn(rows.shape[0], 24, generator=g)
+    got = cpu_kernels.gemm(lib, rows, weight, w_bias, 24, residual=residual, relu=True)
+    assert torch.equal(got, cpu_kernels.gemm(lib, rows.float(), weight, w_bias, 24, residual=residual, relu=True))
+    expected = (rows.double() @ _bf16(matrix) + w_bias[:24].double() + residual.double()).relu()
+    torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-4)
+    wide = torch.randn(rows.shape[0], d + 6, generator=g).to(torch.bfloat16)[:, 2 : 2 + d]  # rows d + 6 apart
+    assert torch.equal(cpu_kernels.gemm(lib, wide, weight, w_bias, 24),
+                       cpu_kernels.gemm(lib, wide.float(), weight, w_bias, 24))
 
 
 def test_coarse_swish_is_within_2e4_of_swish_and_keeps_nan(lib):
@@ -245,6 +286,15 @@ def test_kernels_reject_bad_input_with_the_argument_named(lib):
         weight16, b16 = cpu_kernels.pack_weight(torch.randn(16, 5), torch.randn(5), torch.bfloat16)
         with pytest.raises(ValueError, match=r"weight: expected a contiguous \(9, 8, 2\)"):
             cpu_kernels.gemm(lib, torch.randn(4, 17), weight16, b16, 5)
+        a16 = torch.randn(4, 16).to(torch.bfloat16)
+        with pytest.raises(ValueError, match="a: expected a bfloat16 CPU matrix with contiguous rows and an even"):
+            cpu_kernels.gemm(lib, torch.randn(4, 17).to(torch.bfloat16), weight16, b16, 5)
+        with pytest.raises(ValueError, match="a: a bfloat16 input needs a bfloat16 weight"):
+            cpu_kernels.gemm(lib, a16, weight, b, 5)
+        with pytest.raises(ValueError, match="a: a bfloat16 input needs a bfloat16 weight .* and no scale"):
+            cpu_kernels.gemm(lib, a16, weight16, b16, 5, scale=torch.ones(16))
+    with pytest.raises(ValueError, match="out_dtype: expected torch.float32, or torch.bfloat16"):
+        cpu_kernels.depthwise_st(lib, x, temporal, spatial, bias, out_dtype=torch.float16)
 
 
 def test_library_is_built_once_and_cached_on_disk(tmp_path):

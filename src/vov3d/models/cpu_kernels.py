@@ -103,9 +103,9 @@ def _build(cache_dir: Path) -> ctypes.CDLL:
     lib = ctypes.CDLL(str(path))
     lib.__deepcopy__ = lambda memo: lib  # one library per process: modules holding it can be deep-copied
     i, p, lng = ctypes.c_int, ctypes.c_void_p, ctypes.c_long
-    lib.vov3d_depthwise_st.argtypes = [p, p, i, p, p, p, p, i, i, i, i, i, i, i, i]
+    lib.vov3d_depthwise_st.argtypes = [p, p, i, p, p, p, p, i, i, i, i, i, i, i, i, i]
     lib.vov3d_depthwise_st.restype = None
-    lib.vov3d_d2plus1d.argtypes = [p, i, p, i, lng, p, p, i, p, p, p, p, i, i, i, i, i, i, i]
+    lib.vov3d_d2plus1d.argtypes = [p, i, p, i, lng, p, p, i, p, p, p, p, i, i, i, i, i, i, i, i]
     lib.vov3d_d2plus1d.restype = None
     lib.vov3d_gemm.argtypes = [p, p, p, i, lng, lng, lng, p, i, lng, i, p, p, p, lng, i, p, lng]
     lib.vov3d_gemm.restype = None
@@ -186,6 +186,15 @@ def _silu_mode(silu_out: bool, coarse: bool) -> int:
     return 0 if not silu_out else 2 if coarse else 1
 
 
+def _bf16_out(lib: ctypes.CDLL, out_dtype: torch.dtype) -> int:
+    """The kernels' bf16_out for an output of ``out_dtype`` (float32, or bfloat16 where ``has_bf16(lib)``)."""
+    if out_dtype is torch.float32:
+        return 0
+    if out_dtype is not torch.bfloat16 or not has_bf16(lib):
+        raise ValueError(f"out_dtype: expected torch.float32, or torch.bfloat16 with has_bf16(lib), got {out_dtype}")
+    return 1
+
+
 def depthwise_st(
     lib: ctypes.CDLL,
     x: torch.Tensor,
@@ -197,6 +206,7 @@ def depthwise_st(
     silu_out: bool = False,
     frame_sums: bool = False,
     coarse_silu: bool = False,
+    out_dtype: torch.dtype = torch.float32,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``bias + spatial(temporal(act(x)))`` for (N, T, H, W, D) ``x``; see the C source.
 
@@ -204,6 +214,7 @@ def depthwise_st(
     stride ``stride``); ``bias``: (D,). Returns (N, T, Ho, Wo, D) and, if ``frame_sums``, the (N, T, D)
     sums of the output over each frame (before Swish). ``coarse_silu``: the Swish to about 1.5e-4 relative,
     cheaper, for an output that only bfloat16 products read (their rounding error is up to 2^-8).
+    ``out_dtype`` bfloat16: the output rounded to bfloat16 (nearest even), which ``gemm`` reads as it is.
     """
     _check("x", x)
     if x.dim() != 5:
@@ -211,11 +222,11 @@ def depthwise_st(
     n, t, h, w, d = x.shape
     kt = _check_depthwise(temporal, spatial, bias, d, stride)
     ho, wo = (h - 1) // stride + 1, (w - 1) // stride + 1
-    y = torch.empty(n, t, ho, wo, d)
+    y = torch.empty(n, t, ho, wo, d, dtype=out_dtype)
     sums = torch.empty(n, t, d) if frame_sums else None
     lib.vov3d_depthwise_st(
         x.data_ptr(), temporal.data_ptr(), kt, spatial.data_ptr(), bias.data_ptr(), y.data_ptr(), _ptr(sums),
-        n, t, h, w, d, stride, int(relu_in), _silu_mode(silu_out, coarse_silu),
+        n, t, h, w, d, stride, int(relu_in), _silu_mode(silu_out, coarse_silu), _bf16_out(lib, out_dtype),
     )
     return y, sums
 
@@ -267,12 +278,13 @@ def d2plus1d(
     frame_sums: bool = False,
     band: int | None = None,
     coarse_silu: bool = False,
+    out_dtype: torch.dtype = torch.float32,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``depthwise_st(gemm(x, weight, bias, dim), ...)`` with ``relu_in``, for one clip, without writing the
     1x1x1 conv's output: x (1, T, H, W, C_in) contiguous; ``weight``, ``bias`` from ``pack_weight``;
     ``band`` output rows per task (default ``band_rows``). Returns (1, T, Ho, Wo, dim) and, if ``frame_sums``, the
     (bands, T, dim) sums of the output over each band of each frame (before Swish; ``.sum(0)`` gives the frame
-    sums)."""
+    sums). ``coarse_silu`` and ``out_dtype`` as in ``depthwise_st``."""
     _check("x", x)
     if x.dim() != 5 or x.shape[0] != 1:
         raise ValueError(f"x: expected one clip (1, T, H, W, C), got shape {tuple(x.shape)}")
@@ -284,12 +296,12 @@ def d2plus1d(
     ho, wo = (h - 1) // stride + 1, (w - 1) // stride + 1
     band = band or band_rows(ho)
     bands = -(-ho // band)
-    y = torch.empty(1, t, ho, wo, dim)
+    y = torch.empty(1, t, ho, wo, dim, dtype=out_dtype)
     sums = torch.empty(bands, t, dim) if frame_sums else None
     lib.vov3d_d2plus1d(
         x.data_ptr(), cin, weight.data_ptr(), bf16, padded, bias.data_ptr(), temporal.data_ptr(), kt,
         spatial.data_ptr(), dw_bias.data_ptr(), y.data_ptr(), _ptr(sums), t, h, w, dim, stride, band,
-        _silu_mode(silu_out, coarse_silu),
+        _silu_mode(silu_out, coarse_silu), _bf16_out(lib, out_dtype),
     )
     return y, sums
 
@@ -397,7 +409,11 @@ def gemm(
     bfloat16 as it is read, everything else stays float32.
     ``pre(A) = silu(A * scale)`` per column when ``scale`` ((K,)) is given, else ``A``; ``post`` is ReLU
     when ``relu``. Writes into ``out`` (allocated if None; it must not overlap ``a``) and returns it.
+    A bfloat16 ``a`` (one (R, K) matrix, K even: a ``depthwise_st(..., out_dtype=torch.bfloat16)`` output) is
+    read as it is, without rounding or copying, by a bfloat16 ``weight``; no ``scale``.
     """
+    if isinstance(a, torch.Tensor) and a.dtype == torch.bfloat16:
+        return _gemm_bf16_input(lib, a, weight, bias, n, scale, residual, relu, out)
     parts = [a] if isinstance(a, torch.Tensor) else list(a)
     grouped = len(parts) == 1 and parts[0].dim() == 3  # rows in groups
     rows = parts[0].shape[0] * (parts[0].shape[1] if grouped else 1)
@@ -432,5 +448,39 @@ def gemm(
         group, group_stride, rows, weight.data_ptr(), bf16, padded, n,
         bias.data_ptr(), _ptr(scale), _ptr(residual), residual.stride(0) if residual is not None else 0, int(relu),
         out.data_ptr(), out.stride(0),
+    )
+    return out
+
+
+def _gemm_bf16_input(
+    lib: ctypes.CDLL,
+    a: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    n: int,
+    scale: torch.Tensor | None,
+    residual: torch.Tensor | None,
+    relu: bool,
+    out: torch.Tensor | None,
+) -> torch.Tensor:
+    """``gemm`` of a bfloat16 (R, K) ``a``, read in place."""
+    if not a.is_cpu or a.dim() != 2 or a.stride(1) != 1 or a.stride(0) < a.shape[1] or a.shape[1] % 2:
+        raise ValueError(f"a: expected a bfloat16 CPU matrix with contiguous rows and an even number of columns, "
+                         f"got shape {tuple(a.shape)}, strides {a.stride()} on {a.device}")
+    if weight.dtype != torch.bfloat16 or scale is not None:
+        raise ValueError("a: a bfloat16 input needs a bfloat16 weight (pack_weight) and no scale")
+    rows, k = a.shape
+    padded = -(-n // 8) * 8
+    _check_weight(lib, weight, k, padded)
+    _check("bias", bias, (padded,))
+    if residual is not None:
+        _rows("residual", residual, (rows, n))
+    if out is None:
+        out = torch.empty(rows, n)
+    _rows("out", out, (rows, n))
+    lib.vov3d_gemm(
+        (ctypes.c_void_p * 1)(a.data_ptr()), (ctypes.c_long * 1)(a.stride(0)), (ctypes.c_int * 1)(k), 1, 0, 0, rows,
+        weight.data_ptr(), 2, padded, n, bias.data_ptr(), None, _ptr(residual),
+        residual.stride(0) if residual is not None else 0, int(relu), out.data_ptr(), out.stride(0),
     )
     return out

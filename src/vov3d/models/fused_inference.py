@@ -19,7 +19,8 @@
 So a D(2+1)D layer makes three passes over its activations (1x1x1, depthwise, 1x1x1) where the module
 tree makes about twelve. Outputs equal the folded model's to float32 rounding. With ``dtype=torch.bfloat16``
 the 1x1x1 convs run as bfloat16 products (inputs and weights rounded, float32 sums), the rest in float32;
-the Swish whose result only those products read is the coarser one (``coarse_silu``, 1.5e-4 relative).
+the Swish whose result only those products read is the coarser one (``coarse_silu``, 1.5e-4 relative), and
+a depthwise pass whose output only a product reads (layers without SE) stores it as bfloat16.
 """
 
 from __future__ import annotations
@@ -111,9 +112,11 @@ class FusedD2Plus1D:
         self.se = None if layer.se is None else SqueezeGate(layer.se)
         self.c = Pointwise(layer.c[0], dtype)
         self.has_residual = layer.has_residual
-        # Without SE the depthwise pass applies Swish; in bfloat16 only the next product reads it: coarse Swish.
-        self.depthwise = {"silu_out": self.se is None, "frame_sums": self.se is not None,
-                          "coarse_silu": dtype == torch.bfloat16}
+        # Without SE the depthwise pass applies Swish; in bfloat16 only the next product reads it: coarse Swish,
+        # and stored as bfloat16 (halves its bytes; the product reads it in place, nothing to round or gather).
+        bf16 = dtype == torch.bfloat16
+        self.depthwise = {"silu_out": self.se is None, "frame_sums": self.se is not None, "coarse_silu": bf16,
+                          "out_dtype": torch.bfloat16 if bf16 and self.se is None and d % 2 == 0 else torch.float32}
 
     def __call__(
         self, lib: ctypes.CDLL, x: torch.Tensor, grid: tuple[int, int, int]
@@ -235,7 +238,8 @@ class FusedVideoClassifier(nn.Module):
     Takes a contiguous float32 (N, C, T, H, W) batch, as the model does. ``dtype`` bfloat16 (where
     ``cpu_kernels.has_bf16(lib)``) runs the 1x1x1 convs, which hold nearly all the multiply-adds, as
     bfloat16 products with float32 sums: their weights and inputs are rounded to bfloat16; activations
-    stay float32 in memory, and the depthwise convs, stem, SE and head run in float32.
+    stay float32 in memory (but the depthwise output of layers without SE, which only a product reads), and
+    the depthwise convs, stem, SE and head run in float32.
     """
 
     def __init__(self, model: VideoClassifier, lib: ctypes.CDLL, dtype: torch.dtype = torch.float32) -> None:

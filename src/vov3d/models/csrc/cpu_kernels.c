@@ -36,7 +36,8 @@ enum { SILU_NONE, SILU_EXACT, SILU_COARSE }; /* silu_out of vov3d_depthwise_st a
  * temporal_mix): they are stored again, identically, and left out of the sums. */
 static inline __attribute__((always_inline)) void temporal_mix16(const float **src, const float **tap, int k, long at,
                                                                  long npix, int d, int c, int done, int relu_in,
-                                                                 const float *bias, int post, float *fs, float *dst) {
+                                                                 const float *bias, int post, float *fs, void *dst,
+                                                                 int bf16_out) {
     const float *s[16];
     vf16 w[16];
     for (int q = 0; q < k; q++) s[q] = src[q] + at + c, w[q] = *(const vf16 *)(tap[q] + c);
@@ -49,10 +50,14 @@ static inline __attribute__((always_inline)) void temporal_mix16(const float **s
             acc += w[q] * (relu_in ? relu16(v) : v);
         }
         sum += acc;
-        *(vf16 *)(dst + p * d + c) = post == POST_RELU          ? relu16(acc)
-                                     : post == POST_SILU        ? silu16(acc)
-                                     : post == POST_SILU_COARSE ? silu16_coarse(acc)
-                                                                : acc;
+        const vf16 o = post == POST_RELU          ? relu16(acc)
+                       : post == POST_SILU        ? silu16(acc)
+                       : post == POST_SILU_COARSE ? silu16_coarse(acc)
+                                                  : acc;
+        if (bf16_out)
+            store_bf16x16((uint16_t *)dst + p * d + c, o);
+        else
+            *(vf16 *)((float *)dst + p * d + c) = o;
     }
     if (fs) {
         const vu16 lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
@@ -62,10 +67,10 @@ static inline __attribute__((always_inline)) void temporal_mix16(const float **s
 
 /* dst[p][c] = post(bias[c] + sum_q tap[q][c] * act(src[q][off + p * d + c])) for p < npix, where act is ReLU
  * when relu_in, and post is POST_NONE, POST_RELU or POST_SILU[_COARSE] (Swish); bias may be NULL (zero). Adds the
- * sums over the pixels (before post) to fs when given. One block of 16 channels at a time over the pixels,
- * its k taps in registers. */
+ * sums over the pixels (before post) to fs when given. dst is float32, or bfloat16 (rounded) when bf16_out. One
+ * block of 16 channels at a time over the pixels, its k taps in registers. */
 static void temporal_mix(const float **src, const float **tap, int k, long off, long npix, int d, int relu_in,
-                         const float *bias, int post, float *fs, float *dst) {
+                         const float *bias, int post, float *fs, void *dst, int bf16_out) {
     if (d < 16) { /* fewer channels than one vector */
         for (long p = 0; p < npix; p++) {
             for (int c = 0; c < d; c++) {
@@ -75,15 +80,19 @@ static void temporal_mix(const float **src, const float **tap, int k, long off, 
                     acc += tap[q][c] * (relu_in && v < 0.0f ? 0.0f : v);
                 }
                 if (fs) fs[c] += acc;
-                dst[p * d + c] = post == POST_RELU ? (acc < 0.0f ? 0.0f : acc)
-                                 : post >= POST_SILU ? acc / (1.0f + expf(-acc)) : acc;
+                const float o = post == POST_RELU ? (acc < 0.0f ? 0.0f : acc)
+                                : post >= POST_SILU ? acc / (1.0f + expf(-acc)) : acc;
+                if (bf16_out)
+                    ((uint16_t *)dst)[p * d + c] = bf16_bits(o);
+                else
+                    ((float *)dst)[p * d + c] = o;
             }
         }
         return;
     }
     for (int c0 = 0; c0 < d; c0 += 16) {
         const int c = c0 + 16 <= d ? c0 : d - 16; /* overlap the block before: no scalar tail */
-#define MIX(K) temporal_mix16(src, tap, K, off, npix, d, c, c0 - c, relu_in, bias, post, fs, dst)
+#define MIX(K) temporal_mix16(src, tap, K, off, npix, d, c, c0 - c, relu_in, bias, post, fs, dst, bf16_out)
         switch (k) {
         case 1: MIX(1); break;
         case 2: MIX(2); break;
@@ -98,10 +107,11 @@ static void temporal_mix(const float **src, const float **tap, int k, long off, 
 
 /* One output row of the 3x3 depthwise conv over three padded mixed rows r0, r1, r2 ((W + 2) x D each):
  * out[ow][c] = bias[c] + sum_{dh, dw} ws[dh * 3 + dw][c] * r_dh[ow * stride + dw][c]. Adds the row's sums
- * (before Swish) to fs when given; applies Swish when silu_out (SILU_EXACT or SILU_COARSE). Weights stay in
- * registers across the row and, at stride 1, each input column is loaded once (a sliding 3x3 window). */
+ * (before Swish) to fs when given; applies Swish when silu_out (SILU_EXACT or SILU_COARSE); out is float32, or
+ * bfloat16 (rounded) when bf16_out. Weights stay in registers across the row and, at stride 1, each input column
+ * is loaded once (a sliding 3x3 window). */
 static void spatial_row(const float *r0, const float *r1, const float *r2, const float *ws, const float *bias,
-                        int wo, int d, int stride, float *out, float *fs, int silu_out) {
+                        int wo, int d, int stride, void *out, float *fs, int silu_out, int bf16_out) {
     if (d < 16) { /* fewer channels than one vector */
         for (int c = 0; c < d; c++) {
             float sum = 0.0f;
@@ -112,7 +122,11 @@ static void spatial_row(const float *r0, const float *r1, const float *r2, const
                     acc += ws[k * d + c] * r0[col + k * d] + ws[(3 + k) * d + c] * r1[col + k * d] +
                            ws[(6 + k) * d + c] * r2[col + k * d];
                 sum += acc;
-                out[(long)ow * d + c] = silu_out ? acc / (1.0f + expf(-acc)) : acc;
+                const float o = silu_out ? acc / (1.0f + expf(-acc)) : acc;
+                if (bf16_out)
+                    ((uint16_t *)out)[(long)ow * d + c] = bf16_bits(o);
+                else
+                    ((float *)out)[(long)ow * d + c] = o;
             }
             if (fs) fs[c] += sum;
         }
@@ -139,8 +153,11 @@ static void spatial_row(const float *r0, const float *r1, const float *r2, const
             const vf16 a2 = AT(r0, col + 2), b2 = AT(r1, col + 2), e2 = AT(r2, col + 2);
             vf16 acc = b + w0 * a0 + w1 * a1 + w2 * a2 + w3 * b0 + w4 * b1 + w5 * b2 + w6 * e0 + w7 * e1 + w8 * e2;
             sum += acc;
-            *(vf16 *)(out + (long)ow * d + c) =
-                silu_out == SILU_COARSE ? silu16_coarse(acc) : silu_out ? silu16(acc) : acc;
+            const vf16 o = silu_out == SILU_COARSE ? silu16_coarse(acc) : silu_out ? silu16(acc) : acc;
+            if (bf16_out)
+                store_bf16x16((uint16_t *)out + (long)ow * d + c, o);
+            else
+                *(vf16 *)((float *)out + (long)ow * d + c) = o;
             a0 = a1, a1 = a2, b0 = b1, b1 = b2, e0 = e1, e1 = e2;
         }
         if (fs) *(vf16 *)(fs + c) += (vf16)((vu16)sum & (vu16)(lane >= done));
@@ -157,10 +174,11 @@ static void spatial_row(const float *r0, const float *r1, const float *r2, const
  *   x: (N, T, H, W, D); wt: (kt, D); ws: (9, D) as [dh * 3 + dw]; bias: (D);
  *   y: (N, T, Ho, Wo, D) with Ho = (H - 1) / stride + 1;
  *   frame_sum: (N, T, D) sums of y over each frame (before Swish; for squeeze-excitation), or NULL;
- *   silu_out: apply Swish to y: SILU_EXACT, or SILU_COARSE (silu16_coarse) when a bfloat16 product reads y. */
-void vov3d_depthwise_st(const float *x, const float *wt, int kt, const float *ws, const float *bias, float *y,
+ *   silu_out: apply Swish to y: SILU_EXACT, or SILU_COARSE (silu16_coarse) when a bfloat16 product reads y;
+ *   bf16_out: y is bfloat16 (rounded to nearest even), for a bfloat16 product that reads it as it is. */
+void vov3d_depthwise_st(const float *x, const float *wt, int kt, const float *ws, const float *bias, void *y,
                         float *frame_sum, int n, int t, int h, int w, int d, int stride, int relu_in,
-                        int silu_out) {
+                        int silu_out, int bf16_out) {
     const int ho = (h - 1) / stride + 1, wo = (w - 1) / stride + 1;
     const long frame = (long)h * w * d, oframe = (long)ho * wo * d, padded_row = (long)(w + 2) * d;
     if (kt > 16) return; /* the Python wrapper rejects this */
@@ -186,14 +204,16 @@ void vov3d_depthwise_st(const float *x, const float *wt, int kt, const float *ws
                         } else {
                             memset(slot, 0, sizeof(float) * (size_t)d); /* the padding columns */
                             memset(slot + (long)(w + 1) * d, 0, sizeof(float) * (size_t)d);
-                            temporal_mix(src, tap, k, (long)ih * w * d, w, d, relu_in, NULL, POST_NONE, NULL, slot + d);
+                            temporal_mix(src, tap, k, (long)ih * w * d, w, d, relu_in, NULL, POST_NONE, NULL, slot + d,
+                                         0);
                         }
                         held[s] = ih;
                     }
                     rows[dh] = slot;
                 }
-                spatial_row(rows[0], rows[1], rows[2], ws, bias, wo, d, stride, y + task * oframe + (long)oh * wo * d,
-                            fs, silu_out);
+                const long at = task * oframe + (long)oh * wo * d;
+                spatial_row(rows[0], rows[1], rows[2], ws, bias, wo, d, stride,
+                            bf16_out ? (void *)((uint16_t *)y + at) : (void *)((float *)y + at), fs, silu_out, bf16_out);
             }
         }
         free(ring);
@@ -226,6 +246,12 @@ static inline void store16(vf16 v, const float *res, int relu, float *out) {
 
 /* out[0:nc] = post(v + res[0:nc]) for nc <= 8 valid lanes of v (res may be NULL; post is ReLU when relu). */
 static inline void store8(vf8 v, int nc, const float *res, int relu, float *out) {
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+    const __mmask8 m = (__mmask8)((1u << nc) - 1);
+    if (res) v += (vf8)_mm256_maskz_loadu_ps(m, res);
+    if (relu) v = (vf8)_mm256_max_ps(_mm256_setzero_ps(), (__m256)v);
+    _mm256_mask_storeu_ps(out, m, (__m256)v);
+#else
     if (nc == 8) {
         if (res) v += *(const vf8 *)res;
         *(vf8 *)out = relu ? relu8(v) : v;
@@ -237,6 +263,7 @@ static inline void store8(vf8 v, int nc, const float *res, int relu, float *out)
         float x = t[j] + (res ? res[j] : 0.0f);
         out[j] = relu && x < 0.0f ? 0.0f : x;
     }
+#endif
 }
 
 /* C[r, c:c + 16 * nv + (8 if has8)] for the 8 contiguous rows of A (K columns; r < mr stored): nv 16-wide
@@ -377,6 +404,24 @@ static void gemm_rows_bf16(const float *a, long lda, int K, uint16_t *buf, const
 /* Whether this build has the bfloat16 products (the CPU it was built for has AVX512_BF16). */
 int vov3d_has_bf16(void) { return HAVE_BF16; }
 
+/* dst[0:n] = pre(src[0:n]), pre(v) = Swish(v * scale) when scale is given (silu16), else v. */
+static inline void pre_f32(const float *src, int n, const float *scale, float *dst) {
+    if (!scale) {
+        memcpy(dst, src, sizeof(float) * (size_t)n);
+        return;
+    }
+#ifdef __AVX512F__
+    for (int j = 0; j < n; j += 16) {
+        const __mmask16 m = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+        const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, src + j), _mm512_maskz_loadu_ps(m, scale + j));
+        _mm512_mask_storeu_ps(dst + j, m, (__m512)silu16((vf16)v));
+    }
+#else
+    for (int k = 0; k < n; k++) dst[k] = src[k] * scale[k];
+    silu_row(dst, n);
+#endif
+}
+
 /* Where row `row` of A's segment i starts (see vov3d_gemm's group). */
 static inline const float *row_source(const float *const *A, const long *lda, long group, long group_stride, int i,
                                       long row) {
@@ -384,7 +429,9 @@ static inline const float *row_source(const float *const *A, const long *lda, lo
 }
 
 /* B is float32 (K, ldb), or bf16 pairs ((K + 1) / 2, ldb, 2) when bf16 (only in a build with HAVE_BF16).
- * group = 0: A_0's rows are lda[0] apart; else row r is at (r / group) * group_stride + (r % group) * lda[0]. */
+ * group = 0: A_0's rows are lda[0] apart; else row r is at (r / group) * group_stride + (r % group) * lda[0].
+ * bf16 == 2: A is bfloat16 already (one segment, K even, no scale or groups; lda in bfloat16 elements) and its
+ * rows are read as B's pairs are, in place. */
 void vov3d_gemm(const float *const *A, const long *lda, const int *ka, int nseg, long group, long group_stride,
                 long rows, const void *B, int bf16, long ldb, int N, const float *bias, const float *scale,
                 const float *res, long ldr, int relu, float *C, long ldc) {
@@ -392,6 +439,29 @@ void vov3d_gemm(const float *const *A, const long *lda, const int *ka, int nseg,
     int K = 0;
     for (int i = 0; i < nseg; i++) K += ka[i];
     const int direct = nseg == 1 && lda[0] == K && !scale && !group;
+#if HAVE_BF16
+    if (bf16 == 2) {
+#pragma omp parallel
+        {
+            uint16_t *buf16 = (uint16_t *)malloc(sizeof(uint16_t) * (size_t)GEMM_MR * K); /* a last, partial block */
+#pragma omp for schedule(static)
+            for (long blk = 0; blk < blocks; blk++) {
+                const long r0 = blk * GEMM_MR;
+                const int mr = rows - r0 < GEMM_MR ? (int)(rows - r0) : GEMM_MR;
+                const uint16_t *a = (const uint16_t *)A[0] + r0 * lda[0];
+                if (lda[0] != K || mr < GEMM_MR) {
+                    memset(buf16, 0, sizeof(uint16_t) * (size_t)GEMM_MR * K);
+                    for (int r = 0; r < mr; r++) memcpy(buf16 + (long)r * K, a + r * lda[0], sizeof(uint16_t) * (size_t)K);
+                    a = buf16;
+                }
+                gemm_block_bf16((const uint32_t *)a, K / 2, (const uint16_t *)B, ldb, N, bias, res ? res + r0 * ldr : NULL,
+                                ldr, relu, C + r0 * ldc, ldc, mr);
+            }
+            free(buf16);
+        }
+        return;
+    }
+#endif
 #pragma omp parallel
     {
         /* The A block, gathered (and transformed by pre) into a contiguous, zero-padded buffer. */
@@ -431,14 +501,9 @@ void vov3d_gemm(const float *const *A, const long *lda, const int *ka, int nseg,
                         continue;
                     }
                     for (int i = 0, k0 = 0; i < nseg; k0 += ka[i], i++)
-                        memcpy(dst + k0, row_source(A, lda, group, group_stride, i, r0 + r),
-                               sizeof(float) * (size_t)ka[i]);
-                    if (scale) {
-#pragma omp simd
-                        for (int k = 0; k < K; k++) dst[k] *= scale[k];
-                    }
+                        pre_f32(row_source(A, lda, group, group_stride, i, r0 + r), ka[i], scale ? scale + k0 : NULL,
+                                dst + k0);
                 }
-                if (scale) silu_row(buf, (long)GEMM_MR * K); /* the whole block at once: one tail, not 8 */
                 a = buf;
             }
             gemm_block(a, K, (const float *)B, ldb, N, bias, rs, ldr, relu, c, ldc, mr);
@@ -484,11 +549,11 @@ static void band_pointwise(const float *frame, int cin, const void *B, int bf16,
     }
 }
 
-/* out[r, c:c + 16 * nv + (8 if has8)] = sum_{q < nq, dw < 3} rows[q][(col0 + r) * stride + dw] *
+/* out[r, c:c + 16 * nv + (8 if has8)] = sum_{q < nq, dw < 3} rows[q][r * stride + dw] *
  * B[q * 3 + dw, c:...] for the 8 output pixels r (r < mr stored, out rows N apart; of the 8-wide part, nc
- * lanes): a product whose A is read in place from the padded input rows (no gathered patch matrix), each
- * value broadcast once to all the output channels' vectors. nv (0/1) and has8 are constants at every call. */
-static inline __attribute__((always_inline)) void stem_tile(const float *const *rows, int nq, int col0, int stride,
+ * lanes), rows[q] starting at the block's first input column: a product whose A is read in place from the
+ * input rows (no gathered patch matrix), each value broadcast once to all the output channels' vectors. nv (0/1) and has8 are constants at every call. */
+static inline __attribute__((always_inline)) void stem_tile(const float *const *rows, int nq, int stride,
                                                             const float *B, long ldb, int c, int nv, int has8,
                                                             int nc, int N, float *out, int mr) {
     vf16 acc[GEMM_MR];
@@ -500,7 +565,7 @@ static inline __attribute__((always_inline)) void stem_tile(const float *const *
             const float *b = B + (long)(q * 3 + dw) * ldb + c;
             const vf16 b16 = nv ? *(const vf16 *)b : (vf16){0};
             const vf8 b8 = has8 ? *(const vf8 *)(b + 16 * nv) : (vf8){0};
-            const float *src = rows[q] + (long)col0 * stride + dw;
+            const float *src = rows[q] + dw;
 #pragma GCC unroll 8
             for (int r = 0; r < GEMM_MR; r++) {
                 if (nv) acc[r] += src[r * stride] * b16;
@@ -515,16 +580,16 @@ static inline __attribute__((always_inline)) void stem_tile(const float *const *
 
 /* stem_tile over the N output channels (B padded to a multiple of 8 columns): 16 at a time, with 17-24
  * left (the stem's 24) in one pass. */
-static void stem_block(const float *const *rows, int nq, int col0, int stride, const float *B, long ldb, int N,
+static void stem_block(const float *const *rows, int nq, int stride, const float *B, long ldb, int N,
                        float *out, int mr) {
     int c = 0;
-    for (; N - c > 24 || N - c == 16; c += 16) stem_tile(rows, nq, col0, stride, B, ldb, c, 1, 0, 0, N, out, mr);
+    for (; N - c > 24 || N - c == 16; c += 16) stem_tile(rows, nq, stride, B, ldb, c, 1, 0, 0, N, out, mr);
     if (N - c > 16) {
-        stem_tile(rows, nq, col0, stride, B, ldb, c, 1, 1, N - c - 16, N, out, mr);
+        stem_tile(rows, nq, stride, B, ldb, c, 1, 1, N - c - 16, N, out, mr);
         return;
     }
     for (; c < N; c += 8)
-        stem_tile(rows, nq, col0, stride, B, ldb, c, 0, 1, N - c < 8 ? N - c : 8, N, out, mr);
+        stem_tile(rows, nq, stride, B, ldb, c, 0, 1, N - c < 8 ? N - c : 8, N, out, mr);
 }
 
 /* The whole X3D stem, from the network's input layout, for one clip:
@@ -533,22 +598,22 @@ static void stem_block(const float *const *rows, int nq, int col0, int stride, c
  * padding kt/2) with the folded BN's bias. A task computes `band` output rows of every frame: S's rows of
  * each frame the temporal taps reach go into a ring of kt frames (they stay in L2; each is computed once),
  * then the frames are mixed. S reads the input rows in place (stem_block): no layout change of the input,
- * no patch matrix, and S's output is never written to memory.
+ * no patch matrix, and S's output is never written to memory; only the blocks of 8 output pixels at a row's
+ * ends, which read the zero padding, read a zero-padded copy of their columns.
  *   x: (cin, T, H, W); B: (cin * 9, ldb) packed as for vov3d_gemm, S's matrix [c * 9 + dh * 3 + dw, :];
  *   wt: (kt, N); bias: (N); y: (T, Ho, Wo, N). */
 void vov3d_stem(const float *x, int cin, int t, int h, int w, const float *B, long ldb, int N, const float *wt,
                 int kt, const float *bias, float *y, int stride, int band) {
     const int ho = (h - 1) / stride + 1, wo = (w - 1) / stride + 1, nq = cin * 3;
     const int bands = (ho + band - 1) / band;
-    const long plane = (long)t * h * w, padded = w + 2 + (long)GEMM_MR * stride; /* room for a last partial block */
+    const long plane = (long)t * h * w, span = (long)(GEMM_MR - 1) * stride + 3; /* the columns a block reads */
     const long slot = (long)band * wo * N;
     if (nq > 48 || kt > 16) return; /* the Python wrapper rejects this */
 #pragma omp parallel
     {
-        float *in = (float *)calloc((size_t)nq * padded, sizeof(float)); /* padding columns stay zero */
+        float *edge = (float *)malloc(sizeof(float) * (size_t)(nq * span));
+        float *zero = (float *)calloc((size_t)span, sizeof(float)); /* a padding row's columns */
         float *ring = (float *)malloc(sizeof(float) * (size_t)(kt * slot));
-        const float *rows[48];
-        for (int q = 0; q < nq; q++) rows[q] = in + q * padded;
 #pragma omp for schedule(static)
         for (int b = 0; b < bands; b++) {
             const int oh0 = b * band, oh1 = oh0 + band < ho ? oh0 + band : ho;
@@ -562,26 +627,42 @@ void vov3d_stem(const float *x, int cin, int t, int h, int w, const float *B, lo
                     if (tj < 0 || tj >= t) continue;
                     float *conv = ring + (long)(tj % kt) * slot;
                     for (int oh = oh0; held[tj % kt] != tj && oh < oh1; oh++) { /* S's rows of frame tj */
+                        const float *in[48]; /* input row q = c * 3 + dh, or NULL for a padding row */
                         for (int q = 0; q < nq; q++) {
                             const int ih = oh * stride - 1 + q % 3;
-                            float *row = in + q * padded + 1;
-                            if (ih < 0 || ih >= h) memset(row, 0, sizeof(float) * (size_t)w);
-                            else memcpy(row, x + (q / 3) * plane + ((long)tj * h + ih) * w, sizeof(float) * (size_t)w);
+                            in[q] = ih < 0 || ih >= h ? NULL : x + (q / 3) * plane + ((long)tj * h + ih) * w;
                         }
-                        for (int ow0 = 0; ow0 < wo; ow0 += GEMM_MR)
-                            stem_block(rows, nq, ow0, stride, B, ldb, N, conv + ((long)(oh - oh0) * wo + ow0) * N,
+                        for (int ow0 = 0; ow0 < wo; ow0 += GEMM_MR) {
+                            const long col = (long)ow0 * stride - 1; /* the first column the block reads */
+                            const int inside = col >= 0 && col + span <= w;
+                            const float *rows[48];
+                            for (int q = 0; q < nq; q++) {
+                                if (!in[q]) {
+                                    rows[q] = zero;
+                                } else if (inside) {
+                                    rows[q] = in[q] + col;
+                                } else { /* the row's ends: the columns in range, zeros around them */
+                                    float *e = edge + q * span;
+                                    for (long i = 0; i < span; i++)
+                                        e[i] = col + i >= 0 && col + i < w ? in[q][col + i] : 0.0f;
+                                    rows[q] = e;
+                                }
+                            }
+                            stem_block(rows, nq, stride, B, ldb, N, conv + ((long)(oh - oh0) * wo + ow0) * N,
                                        wo - ow0 < GEMM_MR ? wo - ow0 : GEMM_MR);
+                        }
                     }
                     held[tj % kt] = tj;
                     src[k] = conv;
                     tap[k++] = wt + (long)j * N;
                 }
                 temporal_mix(src, tap, k, 0, (long)(oh1 - oh0) * wo, N, 0, bias, POST_RELU, NULL,
-                             y + ((long)ti * ho + oh0) * wo * N);
+                             y + ((long)ti * ho + oh0) * wo * N, 0);
             }
         }
         free(ring);
-        free(in);
+        free(zero);
+        free(edge);
     }
 }
 
@@ -594,10 +675,11 @@ void vov3d_stem(const float *x, int cin, int t, int h, int w, const float *B, lo
  * frames (Tm), adds the bias and applies Swish. S before Tm (both per-channel linear maps: the same result):
  * at stride 2, Tm then runs on the output's pixels, a quarter of the input's.
  *   x: (T, H, W, cin); wa (bf16 pairs when bf16) and ba: (ldw) packed as for vov3d_gemm; wt: (kt, D); ws: (9, D);
- *   bias: (D); y: (T, Ho, Wo, D); band_sum: (bands, T, D) per-band frame sums of y before Swish, or NULL. */
+ *   bias: (D); y: (T, Ho, Wo, D), bfloat16 when bf16_out (as in vov3d_depthwise_st); band_sum: (bands, T, D)
+ *   per-band frame sums of y before Swish, or NULL. */
 void vov3d_d2plus1d(const float *x, int cin, const void *wa, int bf16, long ldw, const float *ba, const float *wt,
-                    int kt, const float *ws, const float *bias, float *y, float *band_sum, int t, int h, int w, int d,
-                    int stride, int band, int silu_out) {
+                    int kt, const float *ws, const float *bias, void *y, float *band_sum, int t, int h, int w, int d,
+                    int stride, int band, int silu_out, int bf16_out) {
     const int ho = (h - 1) / stride + 1, wo = (w - 1) / stride + 1;
     const int bands = (ho + band - 1) / band;
     const int rows_in = (band - 1) * stride + 3;
@@ -629,7 +711,7 @@ void vov3d_d2plus1d(const float *x, int cin, const void *wa, int bf16, long ldw,
                         for (int oh = oh0; oh < oh1; oh++) {
                             const float *r = rows + (long)(oh - oh0) * stride * padded_row;
                             spatial_row(r, r + padded_row, r + 2 * padded_row, ws, no_bias, wo, d, stride,
-                                        conv + (long)(oh - oh0) * wo * d, NULL, 0);
+                                        conv + (long)(oh - oh0) * wo * d, NULL, 0, 0);
                         }
                         held[tj % kt] = tj;
                     }
@@ -638,8 +720,9 @@ void vov3d_d2plus1d(const float *x, int cin, const void *wa, int bf16, long ldw,
                 }
                 float *fs = bs ? bs + (long)ti * d : NULL;
                 if (fs) memset(fs, 0, sizeof(float) * (size_t)d);
+                const long at = ((long)ti * ho + oh0) * wo * d;
                 temporal_mix(src, tap, k, 0, (long)(oh1 - oh0) * wo, d, 0, bias, post, fs,
-                             y + ((long)ti * ho + oh0) * wo * d);
+                             bf16_out ? (void *)((uint16_t *)y + at) : (void *)((float *)y + at), bf16_out);
             }
         }
         free(abuf);

@@ -84,6 +84,25 @@ static inline void silu_row(float *o, long d) {
     }
 }
 
+/* f rounded to bfloat16 (nearest even; NaN stays a quiet NaN): the bits a torch.bfloat16 tensor holds. */
+static inline uint16_t bf16_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x40u);
+    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}
+
+/* dst[0:16] = v rounded to bfloat16 (nearest even). */
+static inline void store_bf16x16(uint16_t *dst, vf16 v) {
+#if defined(__AVX512BF16__) && defined(__AVX512VL__)
+    _mm256_storeu_si256((__m256i *)dst, (__m256i)_mm512_cvtneps_pbh((__m512)v));
+#else
+    float t[16];
+    memcpy(t, &v, sizeof t);
+    for (int i = 0; i < 16; i++) dst[i] = bf16_bits(t[i]);
+#endif
+}
+
 /* ReLU that keeps NaN, as torch.relu does (maxps returns its second operand when either is NaN). */
 #ifdef __AVX512F__
 static inline vf16 relu16(vf16 v) { return (vf16)_mm512_max_ps(_mm512_setzero_ps(), (__m512)v); }
