@@ -11,7 +11,8 @@ Three comparisons, each printed as ms per call and a ratio (torch / ours; > 1: o
   ``fast_blocks.temporal_depthwise``, Swish;
 * ``gemm`` (1x1x1 conv with bias, residual add and ReLU fused) against ``torch.addmm`` (MKL) with the
   same epilogue as two in-place ops, and the plain products' rates in GFLOP/s (with the bfloat16
-  products too, and their speed-up over our float32 ones, where the CPU has AVX512_BF16);
+  products too, and their speed-up over our float32 ones, where the CPU has AVX512_BF16; and with a
+  bfloat16 input read in place, against a float32 input rounded as it is read);
 * ``d2plus1d`` (the 1x1x1 conv inside the depthwise pass) against ``gemm`` then ``depthwise_st``;
 
 and two of the training kernels (``models/train_kernels.py``) on VoV3D-M's shapes at batch 8, 16x160²:
@@ -92,6 +93,10 @@ def main() -> None:
                     packed16, _ = cpu_kernels.pack_weight(w, b, torch.bfloat16)
                     ours16 = ms(lambda: cpu_kernels.gemm(lib, a, packed16, packed_bias, n, out=out))
                     bf16 = f", ours bf16 {gflop / ours16 * 1e3:4.0f} ({plain_ours / ours16:.2f}x)"
+                    if k % 2 == 0:  # a bfloat16 input, as a layer without SE stores its depthwise output: read in place
+                        a16 = a.to(torch.bfloat16)
+                        in16 = ms(lambda: cpu_kernels.gemm(lib, a16, packed16, packed_bias, n, out=out))
+                        bf16 += f", bf16 input {gflop / in16 * 1e3:4.0f} ({ours16 / in16:.2f}x)"
                 print(
                     f"{rows:>7} {k:>4} {n:>4}   ours {ours:6.2f} ms   torch {theirs:6.2f} ms   {theirs / ours:5.2f}x   "
                     f"product alone: ours {gflop / plain_ours * 1e3:4.0f}, MKL {gflop / plain_mkl * 1e3:4.0f}{bf16} GFLOP/s"

@@ -14,7 +14,8 @@ Float32 kernels on channels-last (N, T, H, W, C) tensors, for the inference path
   torch.bfloat16)``, CPUs with AVX512_BF16: ``has_bf16``) its inputs are rounded to bfloat16 as they
   are read and multiplied by AVX512_BF16's pair dot products, float32 sums, up to twice as fast;
 * ``d2plus1d``: the layer's first 1x1x1 conv inside the depthwise pass, band by band, for layers whose
-  1x1x1 output would not stay in cache (1.3-1.5x faster there);
+  1x1x1 output would not stay in cache (1.3-1.5x faster there); both depthwise kernels can store their
+  output as bfloat16 (``out_dtype``), which a bfloat16 ``gemm`` then reads in place;
 * ``stem``: the X3D stem (1x3x3 conv, temporal conv, folded BN, ReLU) in one pass, read straight from
   the (N, C, T, H, W) input;
 * ``se_gate``: squeeze-excitation's gate of one clip from its per-frame sums, in one call.
