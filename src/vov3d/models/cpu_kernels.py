@@ -389,6 +389,16 @@ def _check_weight(lib: ctypes.CDLL, weight: torch.Tensor, k: int, padded: int) -
     return int(weight.dtype == torch.bfloat16)
 
 
+def _check_bf16_input(a: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor | None) -> None:
+    """A bfloat16 ``gemm`` input: one CPU matrix with contiguous rows and an even number of columns (read as
+    pairs, in place), with a bfloat16 weight and no scale."""
+    if not a.is_cpu or a.dim() != 2 or a.stride(1) != 1 or a.stride(0) < a.shape[1] or a.shape[1] % 2:
+        raise ValueError(f"a: expected a bfloat16 CPU matrix with contiguous rows and an even number of columns, "
+                         f"got shape {tuple(a.shape)}, strides {a.stride()} on {a.device}")
+    if weight.dtype != torch.bfloat16 or scale is not None:
+        raise ValueError("a: a bfloat16 input needs a bfloat16 weight (pack_weight) and no scale")
+
+
 def gemm(
     lib: ctypes.CDLL,
     a: torch.Tensor | Sequence[torch.Tensor],
@@ -413,14 +423,17 @@ def gemm(
     A bfloat16 ``a`` (one (R, K) matrix, K even: a ``depthwise_st(..., out_dtype=torch.bfloat16)`` output) is
     read as it is, without rounding or copying, by a bfloat16 ``weight``; no ``scale``.
     """
-    if isinstance(a, torch.Tensor) and a.dtype == torch.bfloat16:
-        return _gemm_bf16_input(lib, a, weight, bias, n, scale, residual, relu, out)
     parts = [a] if isinstance(a, torch.Tensor) else list(a)
-    grouped = len(parts) == 1 and parts[0].dim() == 3  # rows in groups
+    bf16_input = len(parts) == 1 and parts[0].dtype == torch.bfloat16
+    if bf16_input:
+        _check_bf16_input(parts[0], weight, scale)
+    grouped = not bf16_input and len(parts) == 1 and parts[0].dim() == 3  # rows in groups
     rows = parts[0].shape[0] * (parts[0].shape[1] if grouped else 1)
     ptrs, strides, widths = [], [], []  # gathered in one pass: this runs for every 1x1x1 conv
     for i, part in enumerate(parts):
-        if grouped:
+        if bf16_input:
+            pass
+        elif grouped:
             _check("a", part, contiguous=False)
             if part.stride(2) != 1:
                 raise ValueError(f"a: expected contiguous rows (last stride 1), got strides {part.stride()}")
@@ -446,42 +459,8 @@ def gemm(
     nparts = len(parts)
     lib.vov3d_gemm(
         (ctypes.c_void_p * nparts)(*ptrs), (ctypes.c_long * nparts)(*strides), (ctypes.c_int * nparts)(*widths), nparts,
-        group, group_stride, rows, weight.data_ptr(), bf16, padded, n,
+        group, group_stride, rows, weight.data_ptr(), 2 if bf16_input else bf16, padded, n,
         bias.data_ptr(), _ptr(scale), _ptr(residual), residual.stride(0) if residual is not None else 0, int(relu),
         out.data_ptr(), out.stride(0),
-    )
-    return out
-
-
-def _gemm_bf16_input(
-    lib: ctypes.CDLL,
-    a: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor,
-    n: int,
-    scale: torch.Tensor | None,
-    residual: torch.Tensor | None,
-    relu: bool,
-    out: torch.Tensor | None,
-) -> torch.Tensor:
-    """``gemm`` of a bfloat16 (R, K) ``a``, read in place."""
-    if not a.is_cpu or a.dim() != 2 or a.stride(1) != 1 or a.stride(0) < a.shape[1] or a.shape[1] % 2:
-        raise ValueError(f"a: expected a bfloat16 CPU matrix with contiguous rows and an even number of columns, "
-                         f"got shape {tuple(a.shape)}, strides {a.stride()} on {a.device}")
-    if weight.dtype != torch.bfloat16 or scale is not None:
-        raise ValueError("a: a bfloat16 input needs a bfloat16 weight (pack_weight) and no scale")
-    rows, k = a.shape
-    padded = -(-n // 8) * 8
-    _check_weight(lib, weight, k, padded)
-    _check("bias", bias, (padded,))
-    if residual is not None:
-        _rows("residual", residual, (rows, n))
-    if out is None:
-        out = torch.empty(rows, n)
-    _rows("out", out, (rows, n))
-    lib.vov3d_gemm(
-        (ctypes.c_void_p * 1)(a.data_ptr()), (ctypes.c_long * 1)(a.stride(0)), (ctypes.c_int * 1)(k), 1, 0, 0, rows,
-        weight.data_ptr(), 2, padded, n, bias.data_ptr(), None, _ptr(residual),
-        residual.stride(0) if residual is not None else 0, int(relu), out.data_ptr(), out.stride(0),
     )
     return out
