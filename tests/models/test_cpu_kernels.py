@@ -220,6 +220,46 @@ def test_bf16_outputs_are_the_float32_outputs_rounded_and_gemm_reads_them_in_pla
                        cpu_kernels.gemm(lib, wide.float(), weight, w_bias, 24))
 
 
+@pytest.mark.parametrize("bf16", [False, True])
+def test_d2plus1d_layer_makes_the_same_kernel_calls_in_one(lib, bf16):
+    """A whole layer in one call equals gemm + depthwise_st (or d2plus1d) + se_gate + gemm made one by one,
+    bitwise: with and without SE, residual, stride 2, both sides of the one-pass threshold."""
+    if bf16 and not cpu_kernels.has_bf16(lib):
+        pytest.skip("this CPU has no AVX512_BF16")
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    g = torch.Generator().manual_seed(10)
+    t, h, w, cin, d = 3, 9, 7, 12, 20
+    x = torch.randn(t * h * w, cin, generator=g)
+    a = cpu_kernels.pack_weight(torch.randn(cin, d, generator=g) * 0.3, torch.randn(d, generator=g), dtype)
+    depthwise = tuple(torch.randn(s, generator=g) for s in ((3, d), (9, d), (d,)))
+    se = (torch.randn(d, 8, generator=g), torch.randn(8, generator=g), torch.randn(8, d, generator=g),
+          torch.randn(d, generator=g))
+    for with_se, stride, residual in ((True, 1, True), (False, 1, True), (True, 2, False), (False, 2, False)):
+        cout = cin if residual else 16
+        c = cpu_kernels.pack_weight(torch.randn(d, cout, generator=g) * 0.3, torch.randn(cout, generator=g), dtype)
+        post = {"silu_out": not with_se, "coarse_silu": bf16,
+                "out_dtype": torch.bfloat16 if bf16 and not with_se else torch.float32}
+        weights = cpu_kernels.layer_weights(lib, a, depthwise, stride, se if with_se else None, c, (cin, d, cout),
+                                            residual, **post)
+        for one_pass in (True, False):
+            got = cpu_kernels.d2plus1d_layer(lib, weights, x, (t, h, w), 0 if one_pass else 1 << 40)
+            if one_pass:
+                y, sums = cpu_kernels.d2plus1d(lib, x.view(1, t, h, w, cin), *a, d, *depthwise, stride,
+                                               frame_sums=with_se, **post)
+            else:
+                y = cpu_kernels.gemm(lib, x, *a, d).view(1, t, h, w, d)
+                y, sums = cpu_kernels.depthwise_st(lib, y, *depthwise, stride, relu_in=True, frame_sums=with_se,
+                                                   **post)
+            gate = cpu_kernels.se_gate(lib, sums, y[0, 0].numel() // d * t, *se) if with_se else None
+            expected = cpu_kernels.gemm(lib, y.view(-1, d), *c, cout, scale=gate, residual=x if residual else None,
+                                        relu=True)
+            assert torch.equal(got, expected), (with_se, stride, residual, one_pass)
+    with pytest.raises(ValueError, match="a residual needs C_in == C_out and stride 1"):
+        cpu_kernels.layer_weights(lib, a, depthwise, 1, None, c, (cin, d, cout), True, silu_out=True)  # 12 != 16
+    with pytest.raises(ValueError, match=r"x: expected shape \(189, 12\)"):
+        cpu_kernels.d2plus1d_layer(lib, weights, x[:-1], (t, h, w), 0)
+
+
 def test_coarse_swish_is_within_2e4_of_swish_and_keeps_nan(lib):
     """The cheaper Swish of the bfloat16 path (silu16_coarse): error far below bfloat16's rounding (up to 2^-8)."""
     g = torch.Generator().manual_seed(8)

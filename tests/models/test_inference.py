@@ -44,6 +44,14 @@ def test_prepared_model_matches_plain_model(name, mode):
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     # The original's one-element pathway list is accepted too.
     torch.testing.assert_close(prepared([x]), got, rtol=0, atol=0)
+    if mode == "kernels" and name.startswith("vov3d"):  # a copy runs on its own weights, not the original's
+        twin = copy.deepcopy(prepared)
+        layer, twin_layer = prepared.fused.blocks[0].layers[0], twin.fused.blocks[0].layers[0]
+        assert twin_layer._weights is None and layer._weights is not None
+        del prepared, layer
+        with torch.no_grad():
+            assert torch.equal(twin(x), got)
+        assert twin_layer._weights.wa == twin_layer.a.weight.data_ptr()
 
 
 @pytest.mark.parametrize("name", ["vov3d_m", "vov3d_m_v2"])

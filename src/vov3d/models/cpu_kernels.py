@@ -18,7 +18,9 @@ Float32 kernels on channels-last (N, T, H, W, C) tensors, for the inference path
   output as bfloat16 (``out_dtype``), which a bfloat16 ``gemm`` then reads in place;
 * ``stem``: the X3D stem (1x3x3 conv, temporal conv, folded BN, ReLU) in one pass, read straight from
   the (N, C, T, H, W) input;
-* ``se_gate``: squeeze-excitation's gate of one clip from its per-frame sums, in one call.
+* ``se_gate``: squeeze-excitation's gate of one clip from its per-frame sums, in one call;
+* ``d2plus1d_layer``: a whole D(2+1)D layer (the calls above that ``fused_inference`` makes for it) in one
+  call from Python, with its weights gathered once (``layer_weights``).
 
 (Ratios from ``benchmarks/kernels.py``, ``benchmarks/RESULTS.md``.)
 
@@ -116,6 +118,8 @@ def _build(cache_dir: Path) -> ctypes.CDLL:
     lib.vov3d_has_bf16.restype = i
     lib.vov3d_se_gate.argtypes = [p, i, i, ctypes.c_float, p, p, i, p, p, p]
     lib.vov3d_se_gate.restype = None
+    lib.vov3d_d2plus1d_layer.argtypes = [ctypes.POINTER(LayerWeights), p, i, i, i, lng, i, p]
+    lib.vov3d_d2plus1d_layer.restype = None
     # train_kernels.c
     lib.vov3d_channel_sums.argtypes = [p, lng, i, p, p, p]
     lib.vov3d_affine_act.argtypes = [p, p, p, lng, p, lng, i, i, p]
@@ -463,4 +467,83 @@ def gemm(
         bias.data_ptr(), _ptr(scale), _ptr(residual), residual.stride(0) if residual is not None else 0, int(relu),
         out.data_ptr(), out.stride(0),
     )
+    return out
+
+
+class LayerWeights(ctypes.Structure):
+    """One D(2+1)D layer's weights as ``vov3d_d2plus1d_layer`` reads them (``csrc/cpu_kernels.c``'s
+    ``vov3d_layer``): pointers into the tensors it keeps alive (``tensors``). Build it with ``layer_weights``."""
+
+    _fields_ = [
+        ("wa", ctypes.c_void_p), ("ba", ctypes.c_void_p), ("lda", ctypes.c_long), ("a_bf16", ctypes.c_int),
+        ("wt", ctypes.c_void_p), ("ws", ctypes.c_void_p), ("bias", ctypes.c_void_p),
+        ("kt", ctypes.c_int), ("stride", ctypes.c_int),
+        ("se_w1", ctypes.c_void_p), ("se_b1", ctypes.c_void_p), ("se_w2", ctypes.c_void_p), ("se_b2", ctypes.c_void_p),
+        ("cse", ctypes.c_int),
+        ("wc", ctypes.c_void_p), ("bc", ctypes.c_void_p), ("ldc", ctypes.c_long), ("c_bf16", ctypes.c_int),
+        ("cin", ctypes.c_int), ("d", ctypes.c_int), ("cout", ctypes.c_int),
+        ("has_residual", ctypes.c_int), ("silu_out", ctypes.c_int), ("bf16_out", ctypes.c_int),
+    ]
+
+
+def layer_weights(
+    lib: ctypes.CDLL,
+    a: tuple[torch.Tensor, torch.Tensor],
+    depthwise: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    stride: int,
+    se: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None,
+    c: tuple[torch.Tensor, torch.Tensor],
+    dims: tuple[int, int, int],
+    has_residual: bool,
+    silu_out: bool,
+    coarse_silu: bool = False,
+    out_dtype: torch.dtype = torch.float32,
+) -> LayerWeights:
+    """A D(2+1)D layer for ``d2plus1d_layer``, checked once: ``a`` and ``c`` the first and last 1x1x1 convs from
+    ``pack_weight``; ``depthwise`` the (kt, D) temporal taps, (9, D) spatial taps and (D,) bias; ``se`` SE's
+    (C, C_se), (C_se,), (C_se, C), (C,) weights as ``se_gate`` takes them, or None; ``dims`` (C_in, D, C_out);
+    ``silu_out``, ``coarse_silu`` and ``out_dtype`` (of the depthwise output) as in ``depthwise_st``."""
+    cin, d, cout = dims
+    a_bf16 = _check_weight(lib, a[0], cin, -(-d // 8) * 8)
+    c_bf16 = _check_weight(lib, c[0], d, -(-cout // 8) * 8)
+    _check("a bias", a[1], (a[0].shape[1],))
+    _check("c bias", c[1], (c[0].shape[1],))
+    kt = _check_depthwise(*depthwise, d, stride)
+    bf16_out = _bf16_out(lib, out_dtype)
+    if se is not None:
+        cse = se[1].shape[0]
+        for name, t, shape in zip(("se w1", "se b1", "se w2", "se b2"), se, ((d, cse), (cse,), (cse, d), (d,))):
+            _check(name, t, shape)
+    if bf16_out and (not c_bf16 or se is not None or d % 2):
+        raise ValueError("out_dtype bfloat16 needs a bfloat16 last conv, no SE and an even D")
+    if has_residual and (cin != cout or stride != 1):
+        raise ValueError(f"a residual needs C_in == C_out and stride 1, got {cin}, {cout}, {stride}")
+    ptr = lambda t: None if t is None else t.data_ptr()  # noqa: E731
+    weights = LayerWeights(
+        ptr(a[0]), ptr(a[1]), a[0].shape[1], a_bf16, *(ptr(t) for t in depthwise), kt, stride,
+        *(ptr(t) for t in (se or (None,) * 4)), 0 if se is None else se[1].shape[0],
+        ptr(c[0]), ptr(c[1]), c[0].shape[1], c_bf16, cin, d, cout, int(has_residual),
+        _silu_mode(silu_out, coarse_silu), bf16_out,
+    )
+    weights.tensors = (a, depthwise, se, c)  # the pointers' owners live as long as the structure
+    return weights
+
+
+def d2plus1d_layer(
+    lib: ctypes.CDLL, weights: LayerWeights, x: torch.Tensor, grid: tuple[int, int, int], one_pass_bytes: int,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """A whole D(2+1)D layer of one clip in one call: ``x`` (T*H*W, C_in) rows of a (T, H, W) ``grid``; returns
+    (T*Ho*Wo, C_out) rows. The same kernel calls as ``gemm``, ``depthwise_st`` (or ``d2plus1d``, when the first
+    conv's output would exceed ``one_pass_bytes``, in ``band_rows`` tasks), ``se_gate`` and ``gemm`` made one by
+    one, without Python between them (about 30 µs per layer)."""
+    t, h, w = grid
+    _check("x", x, (t * h * w, weights.cin))
+    s = weights.stride
+    rows = t * ((h - 1) // s + 1) * ((w - 1) // s + 1)
+    if out is None:
+        out = torch.empty(rows, weights.cout)
+    _check("out", out, (rows, weights.cout))
+    lib.vov3d_d2plus1d_layer(ctypes.byref(weights), x.data_ptr(), t, h, w, one_pass_bytes,
+                             band_rows((h - 1) // s + 1), out.data_ptr())
     return out

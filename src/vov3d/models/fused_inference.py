@@ -17,7 +17,7 @@
   its pooling and linear layers on one vector torch ops.
 
 So a D(2+1)D layer makes three passes over its activations (1x1x1, depthwise, 1x1x1) where the module
-tree makes about twelve. Outputs equal the folded model's to float32 rounding. With ``dtype=torch.bfloat16``
+tree makes about twelve, and one call from Python (``cpu_kernels.d2plus1d_layer``). Outputs equal the folded model's to float32 rounding. With ``dtype=torch.bfloat16``
 the 1x1x1 convs run as bfloat16 products (inputs and weights rounded, float32 sums), the rest in float32;
 the Swish whose result only those products read is the coarser one (``coarse_silu``, 1.5e-4 relative), and
 a depthwise pass whose output only a product reads (layers without SE) stores it as bfloat16.
@@ -60,7 +60,7 @@ class Pointwise:
             raise ValueError("expected a BN-folded model (every conv before a BN has a bias): call fold_batchnorms")
         matrix = conv.weight.detach().reshape(conv.out_channels, conv.in_channels).t()
         self.weight, self.bias = cpu_kernels.pack_weight(matrix, conv.bias.detach(), dtype)
-        self.dim_out = conv.out_channels
+        self.weight_rows, self.dim_out = conv.in_channels, conv.out_channels
 
     def __call__(self, lib: ctypes.CDLL, x: torch.Tensor | list[torch.Tensor], **kw) -> torch.Tensor:
         return cpu_kernels.gemm(lib, x, self.weight, self.bias, self.dim_out, **kw)
@@ -115,28 +115,31 @@ class FusedD2Plus1D:
         # Without SE the depthwise pass applies Swish; in bfloat16 only the next product reads it: coarse Swish,
         # and stored as bfloat16 (halves its bytes; the product reads it in place, nothing to round or gather).
         bf16 = dtype == torch.bfloat16
-        self.depthwise = {"silu_out": self.se is None, "frame_sums": self.se is not None, "coarse_silu": bf16,
+        self.depthwise = {"silu_out": self.se is None, "coarse_silu": bf16,
                           "out_dtype": torch.bfloat16 if bf16 and self.se is None and d % 2 == 0 else torch.float32}
+        self._weights: cpu_kernels.LayerWeights | None = None
 
     def __call__(
         self, lib: ctypes.CDLL, x: torch.Tensor, grid: tuple[int, int, int]
     ) -> tuple[tuple[int, int, int], torch.Tensor]:
         """The layer's output grid and output ((T*Ho*Wo, C_out)) for one clip ``x``: (T*H*W, C_in) rows of a
-        (T, H, W) ``grid``."""
-        if grid[0] * grid[1] * grid[2] * self.spatial.shape[1] * 4 > ONE_PASS_BYTES:
-            y, sums = cpu_kernels.d2plus1d(
-                lib, x.view(1, *grid, -1), self.a.weight, self.a.bias, self.a.dim_out,
-                self.temporal, self.spatial, self.bias, self.stride, **self.depthwise,
+        (T, H, W) ``grid``, in one kernel call (``cpu_kernels.d2plus1d_layer``): the first 1x1x1 conv inside the
+        depthwise pass (``d2plus1d``) where its output would exceed ``ONE_PASS_BYTES``, else ``gemm`` then
+        ``depthwise_st``; SE's gate; the last 1x1x1 conv with SE + Swish, residual and ReLU."""
+        if self._weights is None:  # built on the first call, with the library that checks them
+            se = None if self.se is None else (self.se.w1, self.se.b1, self.se.w2, self.se.b2)
+            self._weights = cpu_kernels.layer_weights(
+                lib, (self.a.weight, self.a.bias), (self.temporal, self.spatial, self.bias), self.stride, se,
+                (self.c.weight, self.c.bias), (self.a.weight_rows, self.a.dim_out, self.c.dim_out), self.has_residual,
+                **self.depthwise,
             )
-        else:
-            y = self.a(lib, x).view(1, *grid, -1)  # its ReLU is applied by depthwise_st
-            y, sums = cpu_kernels.depthwise_st(
-                lib, y, self.temporal, self.spatial, self.bias, self.stride, relu_in=True, **self.depthwise
-            )
-        t, h, w = y.shape[1:4]
-        scale = None if self.se is None else self.se(lib, sums, t * h * w)
-        out = self.c(lib, y.view(t * h * w, -1), scale=scale, residual=x if self.has_residual else None, relu=True)
-        return (t, h, w), out
+        out = cpu_kernels.d2plus1d_layer(lib, self._weights, x, grid, ONE_PASS_BYTES)
+        t, h, w = grid
+        return (t, (h - 1) // self.stride + 1, (w - 1) // self.stride + 1), out
+
+    def __getstate__(self) -> dict:
+        """Copies (``copy.deepcopy``) rebuild the kernel's view of their own weights on their first call."""
+        return {**self.__dict__, "_weights": None}
 
 
 class FusedTemporalOSABlock:

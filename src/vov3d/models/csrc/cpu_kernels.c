@@ -759,3 +759,75 @@ void vov3d_se_gate(const float *sums, int rows, int c, float inv_count, const fl
         for (int i = 0; i < c; i++) gate[i] += hidden[j] * w2[(long)j * c + i];
     for (int i = 0; i < c; i++) gate[i] = 1.0f / (1.0f + expf(-(gate[i] + b2[i])));
 }
+
+/* The weights of one D(2+1)D layer as vov3d_d2plus1d_layer reads them (built by cpu_kernels.LayerWeights). */
+typedef struct {
+    const void *wa;  /* first 1x1x1 conv: (cin, lda) packed as for vov3d_gemm, bfloat16 pairs when a_bf16 */
+    const float *ba;
+    long lda;
+    int a_bf16;
+    const float *wt, *ws, *bias; /* depthwise: (kt, d), (9, d), (d) */
+    int kt, stride;
+    const float *se_w1, *se_b1, *se_w2, *se_b2; /* squeeze-excitation as vov3d_se_gate takes it; se_w1 NULL: none */
+    int cse;
+    const void *wc; /* last 1x1x1 conv: (d, ldc) packed, bfloat16 pairs when c_bf16 */
+    const float *bc;
+    long ldc;
+    int c_bf16;
+    int cin, d, cout;
+    int has_residual; /* add x to the output (cin == cout, stride 1) */
+    int silu_out;     /* SILU_NONE/EXACT/COARSE: Swish in the depthwise pass (layers without SE) */
+    int bf16_out;     /* the depthwise output as bfloat16, read in place by the last product (c_bf16, no SE) */
+} vov3d_layer;
+
+/* One D(2+1)D layer of one clip in one call, the same kernel calls fused_inference.FusedD2Plus1D would make one
+ * by one from Python: the first 1x1x1 conv (+ ReLU) and the depthwise pass, as one vov3d_d2plus1d pass when the
+ * conv's output would exceed one_pass_bytes (in `band`-row tasks) or as vov3d_gemm then vov3d_depthwise_st;
+ * squeeze-excitation's gate (vov3d_se_gate); the last 1x1x1 conv with SE + Swish on its input, the residual and
+ * ReLU (vov3d_gemm). x: (t * h * w, cin) rows; out: (t * ho * wo, cout) rows. The intermediates are malloc'd
+ * and freed here, in the order the Python calls allocated and freed them: the allocator hands back the blocks
+ * just freed, still in cache, as it does for torch's tensors. */
+void vov3d_d2plus1d_layer(const vov3d_layer *L, const float *x, int t, int h, int w, long one_pass_bytes, int band,
+                          float *out) {
+    const int ho = (h - 1) / L->stride + 1, wo = (w - 1) / L->stride + 1, d = L->d;
+    const long npix_in = (long)t * h * w, npix = (long)t * ho * wo;
+    float *sums = NULL;
+    int sum_rows = 0;
+    void *y;
+    if (npix_in * d * (long)sizeof(float) > one_pass_bytes) {
+        y = malloc((size_t)(npix * d) * (L->bf16_out ? 2 : 4));
+        if (L->se_w1) {
+            sum_rows = (ho + band - 1) / band * t;
+            sums = (float *)malloc(sizeof(float) * (size_t)sum_rows * d);
+        }
+        vov3d_d2plus1d(x, L->cin, L->wa, L->a_bf16, L->lda, L->ba, L->wt, L->kt, L->ws, L->bias, y, sums, t, h, w, d,
+                       L->stride, band, L->silu_out, L->bf16_out);
+    } else {
+        float *a = (float *)malloc(sizeof(float) * (size_t)(npix_in * d));
+        const float *ap[1] = {x};
+        const long lda[1] = {L->cin};
+        const int ka[1] = {L->cin};
+        vov3d_gemm(ap, lda, ka, 1, 0, 0, npix_in, L->wa, L->a_bf16, L->lda, d, L->ba, NULL, NULL, 0, 0, a, d);
+        y = malloc((size_t)(npix * d) * (L->bf16_out ? 2 : 4));
+        if (L->se_w1) {
+            sum_rows = t;
+            sums = (float *)malloc(sizeof(float) * (size_t)sum_rows * d);
+        }
+        vov3d_depthwise_st(a, L->wt, L->kt, L->ws, L->bias, y, sums, 1, t, h, w, d, L->stride, 1, L->silu_out,
+                           L->bf16_out);
+        free(a);
+    }
+    float *gate = NULL;
+    if (L->se_w1) {
+        gate = (float *)malloc(sizeof(float) * (size_t)d);
+        vov3d_se_gate(sums, sum_rows, d, 1.0f / (float)npix, L->se_w1, L->se_b1, L->cse, L->se_w2, L->se_b2, gate);
+    }
+    const float *yp[1] = {(const float *)y};
+    const long ldy[1] = {d};
+    const int ky[1] = {d};
+    vov3d_gemm(yp, ldy, ky, 1, 0, 0, npix, L->wc, L->bf16_out ? 2 : L->c_bf16, L->ldc, L->cout, L->bc, gate,
+               L->has_residual ? x : NULL, L->cin, 1, out, L->cout);
+    free(gate);
+    free(sums);
+    free(y);
+}
