@@ -200,7 +200,8 @@ def main() -> None:
     print(f"# torch {torch.__version__}, device: {name}, cuDNN {torch.backends.cudnn.version()}")
     n = args.matmul_size or (8192 if device.type == "cuda" else 1024)
     peaks = {kind: peak_tflops(device, kind, n, max(args.iters, 3)) for kind in ("fp32", "tf32", "bf16")}
-    print("# peak matrix-product rate (torch.mm, %d²): " % n + ", ".join(f"{k} {v:.1f} TFLOP/s" for k, v in peaks.items()))
+    rates = ", ".join(f"{k} {v:.1f} TFLOP/s" for k, v in peaks.items())
+    print(f"# peak matrix-product rate (torch.mm, {n}²): {rates}")
     print(f"# input {args.batch_size}x3x{args.frames}x{args.size}x{args.size}; clips/s, median of {args.iters}")
     print(f"{'model':10s} {'mode':9s} {'config':9s} {'clips/s':>9s} {'ms/clip':>9s} {'x peak':>8s}  error vs fp32 "
           "(inference: max |logit diff| / max |logit|; training: 1 - gradient cosine)")
@@ -208,8 +209,9 @@ def main() -> None:
     for model_name in args.models:
         for row in measure(model_name, args, device, peaks):
             rows.append(row)
+            verdict = "" if row["correct"] else "  (not correct)"
             print(f"{row['model']:10s} {row['mode']:9s} {row['way']:9s} {row['clips']:9.1f} {row['ms']:9.2f} "
-                  f"{row['peak']:7.1%} {row['peak_kind']:>4s}  {row['error']:.1e}{'' if row['correct'] else '  (not correct)'}")
+                  f"{row['peak']:7.1%} {row['peak_kind']:>4s}  {row['error']:.1e}{verdict}")
     for model_name in args.models:
         for mode in ("inference", "training"):
             mine = [r for r in rows if r["model"] == model_name and r["mode"] == mode]

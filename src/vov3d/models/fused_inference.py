@@ -17,10 +17,11 @@
   its pooling and linear layers on one vector torch ops.
 
 So a D(2+1)D layer makes three passes over its activations (1x1x1, depthwise, 1x1x1) where the module
-tree makes about twelve, and one call from Python (``cpu_kernels.d2plus1d_layer``). Outputs equal the folded model's to float32 rounding. With ``dtype=torch.bfloat16``
-the 1x1x1 convs run as bfloat16 products (inputs and weights rounded, float32 sums), the rest in float32;
-the Swish whose result only those products read is the coarser one (``coarse_silu``, 1.5e-4 relative), and
-a depthwise pass whose output only a product reads (layers without SE) stores it as bfloat16.
+tree makes about twelve, and one call from Python (``cpu_kernels.d2plus1d_layer``). Outputs equal the
+folded model's to float32 rounding. With ``dtype=torch.bfloat16`` the 1x1x1 convs run as bfloat16 products
+(inputs and weights rounded, float32 sums), the rest in float32; the Swish whose result only those products
+read is the coarser one (``coarse_silu``, 1.5e-4 relative), and a depthwise pass whose output only a product
+reads (layers without SE) stores it as bfloat16.
 """
 
 from __future__ import annotations

@@ -212,8 +212,8 @@ void vov3d_depthwise_st(const float *x, const float *wt, int kt, const float *ws
                     rows[dh] = slot;
                 }
                 const long at = task * oframe + (long)oh * wo * d;
-                spatial_row(rows[0], rows[1], rows[2], ws, bias, wo, d, stride,
-                            bf16_out ? (void *)((uint16_t *)y + at) : (void *)((float *)y + at), fs, silu_out, bf16_out);
+                void *out = bf16_out ? (void *)((uint16_t *)y + at) : (void *)((float *)y + at);
+                spatial_row(rows[0], rows[1], rows[2], ws, bias, wo, d, stride, out, fs, silu_out, bf16_out);
             }
         }
         free(ring);
@@ -458,11 +458,12 @@ void vov3d_gemm(const float *const *A, const long *lda, const int *ka, int nseg,
                 const uint16_t *a = (const uint16_t *)A[0] + r0 * lda[0];
                 if (lda[0] != K || mr < GEMM_MR) {
                     memset(buf16, 0, sizeof(uint16_t) * (size_t)GEMM_MR * K);
-                    for (int r = 0; r < mr; r++) memcpy(buf16 + (long)r * K, a + r * lda[0], sizeof(uint16_t) * (size_t)K);
+                    for (int r = 0; r < mr; r++)
+                        memcpy(buf16 + (long)r * K, a + r * lda[0], sizeof(uint16_t) * (size_t)K);
                     a = buf16;
                 }
-                gemm_block_bf16((const uint32_t *)a, K / 2, (const uint16_t *)B, ldb, N, bias, res ? res + r0 * ldr : NULL,
-                                ldr, relu, C + r0 * ldc, ldc, mr);
+                gemm_block_bf16((const uint32_t *)a, K / 2, (const uint16_t *)B, ldb, N, bias,
+                                res ? res + r0 * ldr : NULL, ldr, relu, C + r0 * ldc, ldc, mr);
             }
             free(buf16);
         }
@@ -559,7 +560,8 @@ static void band_pointwise(const float *frame, int cin, const void *B, int bf16,
 /* out[r, c:c + 16 * nv + (8 if has8)] = sum_{q < nq, dw < 3} rows[q][r * stride + dw] *
  * B[q * 3 + dw, c:...] for the 8 output pixels r (r < mr stored, out rows N apart; of the 8-wide part, nc
  * lanes), rows[q] starting at the block's first input column: a product whose A is read in place from the
- * input rows (no gathered patch matrix), each value broadcast once to all the output channels' vectors. nv (0/1) and has8 are constants at every call. */
+ * input rows (no gathered patch matrix), each value broadcast once to all the output channels' vectors. nv (0/1)
+ * and has8 are constants at every call. */
 static inline __attribute__((always_inline)) void stem_tile(const float *const *rows, int nq, int stride,
                                                             const float *B, long ldb, int c, int nv, int has8,
                                                             int nc, int N, float *out, int mr) {
