@@ -35,9 +35,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import statistics
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +44,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import vov3d  # noqa: E402
+from common import time_call  # noqa: E402
 from vov3d.models.complexity import model_complexity  # noqa: E402
 
 
@@ -79,16 +78,8 @@ def synchronize(device: torch.device) -> None:
 
 
 def median_seconds(fn, device: torch.device, iters: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    synchronize(device)
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    """``common.time_call`` with the device synchronised after each call (GPU work is asynchronous)."""
+    return time_call(lambda: (fn(), synchronize(device)), warmup=warmup, iters=iters)
 
 
 def peak_tflops(device: torch.device, kind: str, n: int, iters: int) -> float:
