@@ -220,16 +220,18 @@ def test_bf16_outputs_are_the_float32_outputs_rounded_and_gemm_reads_them_in_pla
                        cpu_kernels.gemm(lib, wide.float(), weight, w_bias, 24))
 
 
-@pytest.mark.parametrize("bf16", [False, True])
-def test_d2plus1d_layer_makes_the_same_kernel_calls_in_one(lib, bf16):
+@pytest.mark.parametrize("bf16,io_bf16", [(False, False), (True, False), (True, True)])
+def test_d2plus1d_layer_makes_the_same_kernel_calls_in_one(lib, bf16, io_bf16):
     """A whole layer in one call equals gemm + depthwise_st (or d2plus1d) + se_gate + gemm made one by one,
-    bitwise: with and without SE, residual, stride 2, both sides of the one-pass threshold."""
+    bitwise: with and without SE, residual, stride 2, both sides of the one-pass threshold; float32 or (in a
+    bfloat16 VoV3D) bfloat16 input, residual and output."""
     if bf16 and not cpu_kernels.has_bf16(lib):
         pytest.skip("this CPU has no AVX512_BF16")
     dtype = torch.bfloat16 if bf16 else torch.float32
+    io = torch.bfloat16 if io_bf16 else torch.float32
     g = torch.Generator().manual_seed(10)
     t, h, w, cin, d = 3, 9, 7, 12, 20
-    x = torch.randn(t * h * w, cin, generator=g)
+    x = torch.randn(t * h * w, cin, generator=g).to(io)
     a = cpu_kernels.pack_weight(torch.randn(cin, d, generator=g) * 0.3, torch.randn(d, generator=g), dtype)
     depthwise = tuple(torch.randn(s, generator=g) for s in ((3, d), (9, d), (d,)))
     se = (torch.randn(d, 8, generator=g), torch.randn(8, generator=g), torch.randn(8, d, generator=g),
@@ -238,9 +240,10 @@ def test_d2plus1d_layer_makes_the_same_kernel_calls_in_one(lib, bf16):
         cout = cin if residual else 16
         c = cpu_kernels.pack_weight(torch.randn(d, cout, generator=g) * 0.3, torch.randn(cout, generator=g), dtype)
         post = {"silu_out": not with_se, "coarse_silu": bf16,
-                "out_dtype": torch.bfloat16 if bf16 and not with_se else torch.float32}
+                "dw_dtype": torch.bfloat16 if bf16 and not with_se else torch.float32}
         weights = cpu_kernels.layer_weights(lib, a, depthwise, stride, se if with_se else None, c, (cin, d, cout),
-                                            residual, **post)
+                                            residual, **post, in_dtype=io, out_dtype=io)
+        post["out_dtype"] = post.pop("dw_dtype")  # as depthwise_st and d2plus1d call it
         for one_pass in (True, False):
             got = cpu_kernels.d2plus1d_layer(lib, weights, x, (t, h, w), 0 if one_pass else 1 << 40)
             if one_pass:
@@ -252,12 +255,56 @@ def test_d2plus1d_layer_makes_the_same_kernel_calls_in_one(lib, bf16):
                                                    **post)
             gate = cpu_kernels.se_gate(lib, sums, y[0, 0].numel() // d * t, *se) if with_se else None
             expected = cpu_kernels.gemm(lib, y.view(-1, d), *c, cout, scale=gate, residual=x if residual else None,
-                                        relu=True)
-            assert torch.equal(got, expected), (with_se, stride, residual, one_pass)
+                                        relu=True, out_dtype=io)
+            assert got.dtype == io and torch.equal(got, expected), (with_se, stride, residual, one_pass)
     with pytest.raises(ValueError, match="a residual needs C_in == C_out and stride 1"):
         cpu_kernels.layer_weights(lib, a, depthwise, 1, None, c, (cin, d, cout), True, silu_out=True)  # 12 != 16
     with pytest.raises(ValueError, match=r"x: expected shape \(189, 12\)"):
         cpu_kernels.d2plus1d_layer(lib, weights, x[:-1], (t, h, w), 0)
+    other = torch.float32 if io_bf16 else torch.bfloat16
+    with pytest.raises(ValueError, match=f"x: expected {io} \\(layer_weights' in_dtype\\), got {other}"):
+        cpu_kernels.d2plus1d_layer(lib, weights, x.to(other), (t, h, w), 0)
+
+
+def test_bf16_activations_equal_the_float32_ones_rounded(lib):
+    """The bfloat16 VoV3D's activations: the kernels' bfloat16 outputs (gemm, stem) are their float32 outputs
+    rounded, and their bfloat16 inputs (gemm's column blocks, strided view and residual, d2plus1d's input) give
+    what the float32 inputs of the same values give, bitwise."""
+    if not cpu_kernels.has_bf16(lib):
+        pytest.skip("this CPU has no AVX512_BF16")
+    g = torch.Generator().manual_seed(12)
+    r16 = lambda *shape: torch.randn(*shape, generator=g).to(torch.bfloat16)  # noqa: E731
+    parts = [r16(101, 20), r16(101, 7), r16(101, 30)]  # an odd K, a last partial block of rows
+    weight, bias = cpu_kernels.pack_weight(torch.randn(57, 20, generator=g), torch.randn(20, generator=g),
+                                           torch.bfloat16)
+    residual = r16(101, 20)
+    got = cpu_kernels.gemm(lib, parts, weight, bias, 20, residual=residual, relu=True, out_dtype=torch.bfloat16)
+    f32 = cpu_kernels.gemm(lib, [p.float() for p in parts], weight, bias, 20, residual=residual.float(), relu=True)
+    assert got.dtype == torch.bfloat16 and torch.equal(got, f32.to(torch.bfloat16))
+    shortcut = cpu_kernels.pack_weight(torch.randn(12, 20, generator=g), torch.zeros(20), torch.bfloat16)
+    x = r16(1, 4, 10, 9, 12)
+    strided = x[0, :, ::2, ::2]  # a stride-2 shortcut's (T, Ho, Wo, C) view, read in place as rows in groups
+    view = strided.view(-1, strided.shape[2], 12)
+    assert torch.equal(cpu_kernels.gemm(lib, view, *shortcut, 20), cpu_kernels.gemm(lib, view.float(), *shortcut, 20))
+    dw = (torch.randn(3, 20, generator=g), torch.randn(9, 20, generator=g), torch.randn(20, generator=g))
+    for clip in (x, r16(1, 3, 5, 6, 7)):  # an even and an odd number of input channels
+        a = cpu_kernels.pack_weight(torch.randn(clip.shape[-1], 20, generator=g), torch.randn(20, generator=g),
+                                    torch.bfloat16)
+        y16, _ = cpu_kernels.d2plus1d(lib, clip, *a, 20, *dw, 2, band=2)
+        y32, _ = cpu_kernels.d2plus1d(lib, clip.float(), *a, 20, *dw, 2, band=2)
+        assert torch.equal(y16, y32)
+    stem_in = torch.randn(1, 3, 4, 18, 18, generator=g)
+    stem_w, _ = cpu_kernels.pack_weight(torch.randn(27, 24, generator=g), torch.zeros(24))
+    stem = (stem_w, torch.randn(5, 24, generator=g), torch.randn(24, generator=g))
+    y16 = cpu_kernels.stem(lib, stem_in, *stem, out_dtype=torch.bfloat16)
+    assert y16.dtype == torch.bfloat16 and torch.equal(y16, cpu_kernels.stem(lib, stem_in, *stem).to(torch.bfloat16))
+    with pytest.raises(ValueError, match="a\\[1\\]: expected bfloat16 like a\\[0\\]"):
+        cpu_kernels.gemm(lib, [parts[0], parts[1].float()], weight, bias, 20)
+    with pytest.raises(ValueError, match="x: a bfloat16 x needs a bfloat16 weight"):
+        cpu_kernels.d2plus1d(lib, x, *cpu_kernels.pack_weight(torch.randn(12, 20), torch.zeros(20)), 20, *dw)
+    f32_weight = cpu_kernels.pack_weight(torch.randn(57, 20), torch.zeros(20))
+    with pytest.raises(ValueError, match="out_dtype: expected torch.float32 \\(bfloat16 needs a bfloat16 weight"):
+        cpu_kernels.gemm(lib, [p.float() for p in parts], *f32_weight, 20, out_dtype=torch.bfloat16)
 
 
 def test_coarse_swish_is_within_2e4_of_swish_and_keeps_nan(lib):
@@ -327,8 +374,8 @@ def test_kernels_reject_bad_input_with_the_argument_named(lib):
         with pytest.raises(ValueError, match=r"weight: expected a contiguous \(9, 8, 2\)"):
             cpu_kernels.gemm(lib, torch.randn(4, 17), weight16, b16, 5)
         a16 = torch.randn(4, 16).to(torch.bfloat16)
-        with pytest.raises(ValueError, match="a: expected a bfloat16 CPU matrix with contiguous rows and an even"):
-            cpu_kernels.gemm(lib, torch.randn(4, 17).to(torch.bfloat16), weight16, b16, 5)
+        with pytest.raises(ValueError, match=r"a\[0\]: expected a bfloat16 CPU matrix with contiguous rows"):
+            cpu_kernels.gemm(lib, torch.randn(16, 4).to(torch.bfloat16).t(), weight16, b16, 5)
         with pytest.raises(ValueError, match="a: a bfloat16 input needs a bfloat16 weight"):
             cpu_kernels.gemm(lib, a16, weight, b, 5)
         with pytest.raises(ValueError, match="a: a bfloat16 input needs a bfloat16 weight .* and no scale"):

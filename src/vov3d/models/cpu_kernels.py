@@ -110,9 +110,9 @@ def _build(cache_dir: Path) -> ctypes.CDLL:
     lib.vov3d_depthwise_st.restype = None
     lib.vov3d_d2plus1d.argtypes = [p, i, p, i, lng, p, p, i, p, p, p, p, i, i, i, i, i, i, i, i]
     lib.vov3d_d2plus1d.restype = None
-    lib.vov3d_gemm.argtypes = [p, p, p, i, lng, lng, lng, p, i, lng, i, p, p, p, lng, i, p, lng]
+    lib.vov3d_gemm.argtypes = [p, p, p, i, lng, lng, lng, p, i, lng, i, p, p, p, lng, i, p, lng, i]
     lib.vov3d_gemm.restype = None
-    lib.vov3d_stem.argtypes = [p, i, i, i, i, p, lng, i, p, i, p, p, i, i]
+    lib.vov3d_stem.argtypes = [p, i, i, i, i, p, lng, i, p, i, p, p, i, i, i]
     lib.vov3d_stem.restype = None
     lib.vov3d_has_bf16.argtypes = []
     lib.vov3d_has_bf16.restype = i
@@ -169,6 +169,21 @@ def _check(name: str, t: torch.Tensor, shape: tuple[int, ...] | None = None, con
         raise ValueError(f"{name}: expected shape {shape}, got {tuple(t.shape)}")
 
 
+def _check_bf16_or_f32(name: str, t: torch.Tensor, shape: tuple[int, ...] | None = None) -> int:
+    """``_check`` for a contiguous float32 or bfloat16 tensor; returns 1 if it is bfloat16, else 0."""
+    if t.dtype != torch.bfloat16:
+        _check(name, t, shape)
+        return 0
+    if not t.is_cpu or not t.is_contiguous():
+        raise ValueError(f"{name}: expected a contiguous CPU tensor, got one on {t.device}")
+    if shape is not None and t.shape != shape:
+        raise ValueError(f"{name}: expected shape {shape}, got {tuple(t.shape)}")
+    return 1
+
+
+_DTYPES = (torch.float32, torch.bfloat16)  # by the kernels' 0/1 bfloat16 flags
+
+
 def _ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
@@ -191,12 +206,12 @@ def _silu_mode(silu_out: bool, coarse: bool) -> int:
     return 0 if not silu_out else 2 if coarse else 1
 
 
-def _bf16_out(lib: ctypes.CDLL, out_dtype: torch.dtype) -> int:
-    """The kernels' bf16_out for an output of ``out_dtype`` (float32, or bfloat16 where ``has_bf16(lib)``)."""
-    if out_dtype is torch.float32:
+def _bf16_out(lib: ctypes.CDLL, dtype: torch.dtype, name: str = "out_dtype") -> int:
+    """The kernels' 0/1 bfloat16 flag for ``dtype`` (float32, or bfloat16 where ``has_bf16(lib)``)."""
+    if dtype is torch.float32:
         return 0
-    if out_dtype is not torch.bfloat16 or not has_bf16(lib):
-        raise ValueError(f"out_dtype: expected torch.float32, or torch.bfloat16 with has_bf16(lib), got {out_dtype}")
+    if dtype is not torch.bfloat16 or not has_bf16(lib):
+        raise ValueError(f"{name}: expected torch.float32, or torch.bfloat16 with has_bf16(lib), got {dtype}")
     return 1
 
 
@@ -286,16 +301,19 @@ def d2plus1d(
     out_dtype: torch.dtype = torch.float32,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``depthwise_st(gemm(x, weight, bias, dim), ...)`` with ``relu_in``, for one clip, without writing the
-    1x1x1 conv's output: x (1, T, H, W, C_in) contiguous; ``weight``, ``bias`` from ``pack_weight``;
+    1x1x1 conv's output: x (1, T, H, W, C_in) contiguous (bfloat16 with a bfloat16 ``weight``: read as it is);
+    ``weight``, ``bias`` from ``pack_weight``;
     ``band`` output rows per task (default ``band_rows``). Returns (1, T, Ho, Wo, dim) and, if ``frame_sums``, the
     (bands, T, dim) sums of the output over each band of each frame (before Swish; ``.sum(0)`` gives the frame
     sums). ``coarse_silu`` and ``out_dtype`` as in ``depthwise_st``."""
-    _check("x", x)
+    x_bf16 = _check_bf16_or_f32("x", x)
     if x.dim() != 5 or x.shape[0] != 1:
         raise ValueError(f"x: expected one clip (1, T, H, W, C), got shape {tuple(x.shape)}")
     _, t, h, w, cin = x.shape
     padded = -(-dim // 8) * 8
     bf16 = _check_weight(lib, weight, cin, padded)
+    if x_bf16 and not bf16:
+        raise ValueError("x: a bfloat16 x needs a bfloat16 weight (pack_weight)")
     _check("bias", bias, (padded,))
     kt = _check_depthwise(temporal, spatial, dw_bias, dim, stride, bias_name="dw_bias")
     ho, wo = (h - 1) // stride + 1, (w - 1) // stride + 1
@@ -304,7 +322,7 @@ def d2plus1d(
     y = torch.empty(1, t, ho, wo, dim, dtype=out_dtype)
     sums = torch.empty(bands, t, dim) if frame_sums else None
     lib.vov3d_d2plus1d(
-        x.data_ptr(), cin, weight.data_ptr(), bf16, padded, bias.data_ptr(), temporal.data_ptr(), kt,
+        x.data_ptr(), cin, weight.data_ptr(), 2 if x_bf16 else bf16, padded, bias.data_ptr(), temporal.data_ptr(), kt,
         spatial.data_ptr(), dw_bias.data_ptr(), y.data_ptr(), _ptr(sums), t, h, w, dim, stride, band,
         _silu_mode(silu_out, coarse_silu), _bf16_out(lib, out_dtype),
     )
@@ -319,6 +337,7 @@ def stem(
     bias: torch.Tensor,
     stride: int = 2,
     band: int | None = None,
+    out_dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """The X3D stem of one clip in one pass: ``relu(bias + temporal(spatial(x)))``.
 
@@ -326,7 +345,8 @@ def stem(
     spatial ``stride``, no bias), ``weight`` its (C * 9, D) matrix ``conv.weight.reshape(D, -1).t()``
     packed by ``pack_weight`` (float32). ``temporal``: (kt, D) taps of the depthwise kt x 1 x 1 conv (zero
     padding kt // 2); ``bias``: (D,). ``band``: output rows per task (default: the ring of kt frames' rows
-    in about 512 KB, the same number of tasks per thread). Returns (1, T, Ho, Wo, D) channels last.
+    in about 512 KB, the same number of tasks per thread). Returns (1, T, Ho, Wo, D) channels last, of
+    ``out_dtype`` (bfloat16: rounded to nearest even, for bfloat16 products to read as it is).
     """
     _check("x", x)
     if x.dim() != 5 or x.shape[0] != 1:
@@ -344,10 +364,11 @@ def stem(
         max_band = max(1, (1 << 19) // (kt * wo * d * 4))
         tasks = threads * -(-ho // (threads * max_band))
         band = -(-ho // tasks)
-    y = torch.empty(1, t, ho, wo, d)
+    bf16_out = _bf16_out(lib, out_dtype)
+    y = torch.empty(1, t, ho, wo, d, dtype=out_dtype)
     lib.vov3d_stem(
         x.data_ptr(), c, t, h, w, weight.data_ptr(), weight.shape[1], d, temporal.data_ptr(), kt, bias.data_ptr(),
-        y.data_ptr(), stride, band,
+        y.data_ptr(), stride, band, bf16_out,
     )
     return y
 
@@ -393,14 +414,31 @@ def _check_weight(lib: ctypes.CDLL, weight: torch.Tensor, k: int, padded: int) -
     return int(weight.dtype == torch.bfloat16)
 
 
-def _check_bf16_input(a: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor | None) -> None:
-    """A bfloat16 ``gemm`` input: one CPU matrix with contiguous rows and an even number of columns (read as
-    pairs, in place), with a bfloat16 weight and no scale."""
-    if not a.is_cpu or a.dim() != 2 or a.stride(1) != 1 or a.stride(0) < a.shape[1] or a.shape[1] % 2:
-        raise ValueError(f"a: expected a bfloat16 CPU matrix with contiguous rows and an even number of columns, "
-                         f"got shape {tuple(a.shape)}, strides {a.stride()} on {a.device}")
+def _check_bf16_input(parts: list[torch.Tensor], weight: torch.Tensor, scale: torch.Tensor | None) -> None:
+    """bfloat16 ``gemm`` inputs: CPU matrices with contiguous rows (or one (G, R / G, K) view), all bfloat16, with a
+    bfloat16 weight and no scale (one matrix of an even width is read as pairs, in place; else the rows are
+    copied side by side)."""
+    for i, a in enumerate(parts):
+        if a.dtype != torch.bfloat16:
+            raise ValueError(f"a[{i}]: expected bfloat16 like a[0], got {a.dtype}")
+        grouped = len(parts) == 1 and a.dim() == 3 and a.stride(2) == 1
+        if not a.is_cpu or not (grouped or a.dim() == 2 and a.stride(1) == 1 and a.stride(0) >= a.shape[1]):
+            raise ValueError(f"a[{i}]: expected a bfloat16 CPU matrix with contiguous rows, "
+                             f"got shape {tuple(a.shape)}, strides {a.stride()} on {a.device}")
     if weight.dtype != torch.bfloat16 or scale is not None:
         raise ValueError("a: a bfloat16 input needs a bfloat16 weight (pack_weight) and no scale")
+
+
+def _rows_of(name: str, m: torch.Tensor, shape: tuple[int, int], dtypes: tuple[torch.dtype, ...]) -> int:
+    """``_rows`` for a matrix of one of ``dtypes`` (float32 first); returns 1 if it is bfloat16, else 0."""
+    if m.dtype == torch.float32:
+        _rows(name, m, shape)
+        return 0
+    if m.dtype not in dtypes or not m.is_cpu:
+        raise ValueError(f"{name}: expected one of {', '.join(map(str, dtypes))} on the CPU, got {m.dtype} on {m.device}")
+    if m.shape != shape or m.stride(1) != 1 or m.stride(0) < shape[1]:
+        raise ValueError(f"{name}: expected a {shape} matrix with contiguous rows, got shape {tuple(m.shape)}")
+    return 1
 
 
 def gemm(
@@ -413,6 +451,7 @@ def gemm(
     residual: torch.Tensor | None = None,
     relu: bool = False,
     out: torch.Tensor | None = None,
+    out_dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """``post(pre(A) @ weight[:, :n] + bias[:n] + residual)`` with ``A = torch.cat(a, dim=1)``, never materialised.
 
@@ -424,23 +463,27 @@ def gemm(
     bfloat16 as it is read, everything else stays float32.
     ``pre(A) = silu(A * scale)`` per column when ``scale`` ((K,)) is given, else ``A``; ``post`` is ReLU
     when ``relu``. Writes into ``out`` (allocated if None; it must not overlap ``a``) and returns it.
-    A bfloat16 ``a`` (one (R, K) matrix, K even: a ``depthwise_st(..., out_dtype=torch.bfloat16)`` output) is
-    read as it is, without rounding or copying, by a bfloat16 ``weight``; no ``scale``.
+    A bfloat16 ``a`` (matrices all bfloat16, e.g. a ``depthwise_st(..., out_dtype=torch.bfloat16)`` output) is
+    read as it is, without rounding, by a bfloat16 ``weight``; no ``scale``. With a bfloat16 ``weight``,
+    ``residual`` may be bfloat16 (widened exactly) and ``out_dtype`` (the dtype ``out`` must have) bfloat16: the
+    output rounded to nearest even.
     """
     parts = [a] if isinstance(a, torch.Tensor) else list(a)
-    bf16_input = len(parts) == 1 and parts[0].dtype == torch.bfloat16
+    bf16_input = parts[0].dtype == torch.bfloat16
     if bf16_input:
-        _check_bf16_input(parts[0], weight, scale)
-    grouped = not bf16_input and len(parts) == 1 and parts[0].dim() == 3  # rows in groups
+        _check_bf16_input(parts, weight, scale)
+    grouped = len(parts) == 1 and parts[0].dim() == 3  # rows in groups
     rows = parts[0].shape[0] * (parts[0].shape[1] if grouped else 1)
     ptrs, strides, widths = [], [], []  # gathered in one pass: this runs for every 1x1x1 conv
     for i, part in enumerate(parts):
-        if bf16_input:
-            pass
-        elif grouped:
-            _check("a", part, contiguous=False)
+        if grouped:
+            if not bf16_input:
+                _check("a", part, contiguous=False)
             if part.stride(2) != 1:
                 raise ValueError(f"a: expected contiguous rows (last stride 1), got strides {part.stride()}")
+        elif bf16_input:
+            if part.shape[0] != rows:
+                raise ValueError(f"a[{i}]: expected {rows} rows like a[0], got {part.shape[0]}")
         elif part.dim() != 2:
             raise ValueError(f"a[{i}]: expected a matrix, got shape {tuple(part.shape)}")
         else:
@@ -455,17 +498,22 @@ def gemm(
     _check("bias", bias, (padded,))
     if scale is not None:
         _check("scale", scale, (k,))
-    if residual is not None:
-        _rows("residual", residual, (rows, n))
+    io_dtypes = (torch.float32, torch.bfloat16) if bf16 else (torch.float32,)  # bfloat16 only with bf16 products
+    res_bf16 = 0 if residual is None else _rows_of("residual", residual, (rows, n), io_dtypes)
+    if out_dtype not in io_dtypes:
+        raise ValueError(f"out_dtype: expected {' or '.join(map(str, io_dtypes))} (bfloat16 needs a bfloat16 weight), "
+                         f"got {out_dtype}")
     if out is None:
-        out = torch.empty(rows, n)
-    _rows("out", out, (rows, n))
+        out = torch.empty(rows, n, dtype=out_dtype)
+    if out.dtype != out_dtype:
+        raise ValueError(f"out: expected {out_dtype} (out_dtype), got {out.dtype}")
+    _rows_of("out", out, (rows, n), io_dtypes)
     nparts = len(parts)
     lib.vov3d_gemm(
         (ctypes.c_void_p * nparts)(*ptrs), (ctypes.c_long * nparts)(*strides), (ctypes.c_int * nparts)(*widths), nparts,
         group, group_stride, rows, weight.data_ptr(), 2 if bf16_input else bf16, padded, n,
         bias.data_ptr(), _ptr(scale), _ptr(residual), residual.stride(0) if residual is not None else 0, int(relu),
-        out.data_ptr(), out.stride(0),
+        out.data_ptr(), out.stride(0), res_bf16 | (2 if out_dtype == torch.bfloat16 else 0),
     )
     return out
 
@@ -482,7 +530,8 @@ class LayerWeights(ctypes.Structure):
         ("cse", ctypes.c_int),
         ("wc", ctypes.c_void_p), ("bc", ctypes.c_void_p), ("ldc", ctypes.c_long), ("c_bf16", ctypes.c_int),
         ("cin", ctypes.c_int), ("d", ctypes.c_int), ("cout", ctypes.c_int),
-        ("has_residual", ctypes.c_int), ("silu_out", ctypes.c_int), ("bf16_out", ctypes.c_int),
+        ("has_residual", ctypes.c_int), ("silu_out", ctypes.c_int), ("dw_bf16", ctypes.c_int),
+        ("in_bf16", ctypes.c_int), ("out_bf16", ctypes.c_int),
     ]
 
 
@@ -497,25 +546,32 @@ def layer_weights(
     has_residual: bool,
     silu_out: bool,
     coarse_silu: bool = False,
+    dw_dtype: torch.dtype = torch.float32,
+    in_dtype: torch.dtype = torch.float32,
     out_dtype: torch.dtype = torch.float32,
 ) -> LayerWeights:
     """A D(2+1)D layer for ``d2plus1d_layer``, checked once: ``a`` and ``c`` the first and last 1x1x1 convs from
     ``pack_weight``; ``depthwise`` the (kt, D) temporal taps, (9, D) spatial taps and (D,) bias; ``se`` SE's
     (C, C_se), (C_se,), (C_se, C), (C,) weights as ``se_gate`` takes them, or None; ``dims`` (C_in, D, C_out);
-    ``silu_out``, ``coarse_silu`` and ``out_dtype`` (of the depthwise output) as in ``depthwise_st``."""
+    ``silu_out``, ``coarse_silu`` and ``dw_dtype`` (the depthwise output's, the ``out_dtype`` of ``depthwise_st``)
+    as in ``depthwise_st``. ``in_dtype`` and ``out_dtype``: of the layer's input (which is also its residual) and
+    output; bfloat16 needs bfloat16 products (``pack_weight``)."""
     cin, d, cout = dims
     a_bf16 = _check_weight(lib, a[0], cin, -(-d // 8) * 8)
     c_bf16 = _check_weight(lib, c[0], d, -(-cout // 8) * 8)
     _check("a bias", a[1], (a[0].shape[1],))
     _check("c bias", c[1], (c[0].shape[1],))
     kt = _check_depthwise(*depthwise, d, stride)
-    bf16_out = _bf16_out(lib, out_dtype)
+    dw_bf16, in_bf16, out_bf16 = (_bf16_out(lib, dt, name) for dt, name in
+                                  ((dw_dtype, "dw_dtype"), (in_dtype, "in_dtype"), (out_dtype, "out_dtype")))
     cse = 0 if se is None else se[1].shape[0]
     if se is not None:
         for name, t, shape in zip(("se w1", "se b1", "se w2", "se b2"), se, ((d, cse), (cse,), (cse, d), (d,))):
             _check(name, t, shape)
-    if bf16_out and (not c_bf16 or se is not None or d % 2):
-        raise ValueError("out_dtype bfloat16 needs a bfloat16 last conv, no SE and an even D")
+    if dw_bf16 and (not c_bf16 or se is not None or d % 2):
+        raise ValueError("dw_dtype bfloat16 needs a bfloat16 last conv, no SE and an even D")
+    if (in_bf16 or out_bf16) and not (a_bf16 and c_bf16):
+        raise ValueError("in_dtype and out_dtype bfloat16 need bfloat16 convs (pack_weight)")
     if has_residual and (cin != cout or stride != 1):
         raise ValueError(f"a residual needs C_in == C_out and stride 1, got {cin}, {cout}, {stride}")
     ptr = lambda t: None if t is None else t.data_ptr()  # noqa: E731
@@ -523,7 +579,7 @@ def layer_weights(
         ptr(a[0]), ptr(a[1]), a[0].shape[1], a_bf16, *(ptr(t) for t in depthwise), kt, stride,
         *(ptr(t) for t in (se or (None,) * 4)), cse,
         ptr(c[0]), ptr(c[1]), c[0].shape[1], c_bf16, cin, d, cout, int(has_residual),
-        _silu_mode(silu_out, coarse_silu), bf16_out,
+        _silu_mode(silu_out, coarse_silu), dw_bf16, in_bf16, out_bf16,
     )
     weights.tensors = (a, depthwise, se, c)  # the pointers' owners live as long as the structure
     return weights
@@ -534,15 +590,18 @@ def d2plus1d_layer(
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """A whole D(2+1)D layer of one clip in one call: ``x`` (T*H*W, C_in) rows of a (T, H, W) ``grid``; returns
-    (T*Ho*Wo, C_out) rows. The same kernel calls as ``gemm``, ``depthwise_st`` (or ``d2plus1d``, when the first
-    conv's output would exceed ``one_pass_bytes``, in ``band_rows`` tasks), ``se_gate`` and ``gemm`` made one by
-    one, without the Python between them (about 30 µs per layer from Python, 4 µs in one call)."""
+    (T*Ho*Wo, C_out) rows; each of the dtype ``layer_weights`` was given. The same kernel calls as ``gemm``,
+    ``depthwise_st`` (or ``d2plus1d``, when the first conv's output would exceed ``one_pass_bytes``, in
+    ``band_rows`` tasks), ``se_gate`` and ``gemm`` made one by one, without the Python between them (about 30 µs
+    per layer from Python, 4 µs in one call)."""
     t, h, w = grid
-    _check("x", x, (t * h * w, weights.cin))
+    if _check_bf16_or_f32("x", x, (t * h * w, weights.cin)) != weights.in_bf16:
+        raise ValueError(f"x: expected {_DTYPES[weights.in_bf16]} (layer_weights' in_dtype), got {x.dtype}")
     ho, wo = (h - 1) // weights.stride + 1, (w - 1) // weights.stride + 1
     if out is None:
-        out = torch.empty(t * ho * wo, weights.cout)
-    _check("out", out, (t * ho * wo, weights.cout))
+        out = torch.empty(t * ho * wo, weights.cout, dtype=_DTYPES[weights.out_bf16])
+    if _check_bf16_or_f32("out", out, (t * ho * wo, weights.cout)) != weights.out_bf16:
+        raise ValueError(f"out: expected {_DTYPES[weights.out_bf16]} (layer_weights' out_dtype), got {out.dtype}")
     lib.vov3d_d2plus1d_layer(ctypes.byref(weights), x.data_ptr(), t, h, w, one_pass_bytes, band_rows(ho),
                              out.data_ptr())
     return out

@@ -20,8 +20,9 @@ So a D(2+1)D layer makes three passes over its activations (1x1x1, depthwise, 1x
 tree makes about twelve, and one call from Python (``cpu_kernels.d2plus1d_layer``). Outputs equal the
 folded model's to float32 rounding. With ``dtype=torch.bfloat16`` the 1x1x1 convs run as bfloat16 products
 (inputs and weights rounded, float32 sums), the rest in float32; the Swish whose result only those products
-read is the coarser one (``coarse_silu``, 1.5e-4 relative), and a depthwise pass whose output only a product
-reads (layers without SE) stores it as bfloat16.
+read is the coarser one (``coarse_silu``, 1.5e-4 relative), a depthwise pass whose output only a product
+reads (layers without SE) stores it as bfloat16, and in VoV3D so do the stem, the D(2+1)D layers and the
+blocks: every activation but SE's depthwise output (see ``FusedVideoClassifier``).
 """
 
 from __future__ import annotations
@@ -101,9 +102,13 @@ class Shortcut:
 
 
 class FusedD2Plus1D:
-    """One folded ``D2Plus1D`` layer: weights rearranged for the kernels."""
+    """One folded ``D2Plus1D`` layer: weights rearranged for the kernels; ``in_dtype`` and ``out_dtype`` those of
+    its input (also its residual) and output (bfloat16 only with ``dtype`` bfloat16)."""
 
-    def __init__(self, layer: D2Plus1D, dtype: torch.dtype) -> None:
+    def __init__(
+        self, layer: D2Plus1D, dtype: torch.dtype, in_dtype: torch.dtype = torch.float32,
+        out_dtype: torch.dtype = torch.float32,
+    ) -> None:
         d = layer.b1.out_channels
         self.a = Pointwise(layer.a[0], dtype)
         self.temporal = layer.b2.weight.detach().reshape(d, -1).t().contiguous()  # (kt, D)
@@ -117,7 +122,8 @@ class FusedD2Plus1D:
         # and stored as bfloat16 (halves its bytes; the product reads it in place, nothing to round or gather).
         bf16 = dtype == torch.bfloat16
         self.depthwise = {"silu_out": self.se is None, "coarse_silu": bf16,
-                          "out_dtype": torch.bfloat16 if bf16 and self.se is None and d % 2 == 0 else torch.float32}
+                          "dw_dtype": torch.bfloat16 if bf16 and self.se is None and d % 2 == 0 else torch.float32}
+        self.in_dtype, self.out_dtype = in_dtype, out_dtype
         self._weights: cpu_kernels.LayerWeights | None = None
 
     def __call__(
@@ -132,7 +138,7 @@ class FusedD2Plus1D:
             self._weights = cpu_kernels.layer_weights(
                 lib, (self.a.weight, self.a.bias), (self.temporal, self.spatial, self.bias), self.stride, se,
                 (self.c.weight, self.c.bias), (self.a.weight_rows, self.a.dim_out, self.c.dim_out), self.has_residual,
-                **self.depthwise,
+                **self.depthwise, in_dtype=self.in_dtype, out_dtype=self.out_dtype,
             )
         out = cpu_kernels.d2plus1d_layer(lib, self._weights, x, grid, ONE_PASS_BYTES)
         t, h, w = grid
@@ -144,14 +150,16 @@ class FusedD2Plus1D:
 
 
 class FusedTemporalOSABlock:
-    """A folded VoV3D ``ResBlock``: shortcut + T-OSA, then ReLU."""
+    """A folded VoV3D ``ResBlock``: shortcut + T-OSA, then ReLU. ``act``: the dtype of its input, its layers'
+    outputs and its output (bfloat16 only with ``dtype`` bfloat16; see ``FusedVideoClassifier``)."""
 
-    def __init__(self, block: ResBlock, dtype: torch.dtype) -> None:
+    def __init__(self, block: ResBlock, dtype: torch.dtype, act: torch.dtype = torch.float32) -> None:
         tosa: TemporalOSA = block.branch2
-        self.layers = [FusedD2Plus1D(layer, dtype) for layer in tosa.layers]
+        self.layers = [FusedD2Plus1D(layer, dtype, act, act) for layer in tosa.layers]
         self.include_input = tosa.include_input
         self.aggregate = Pointwise(tosa.c, dtype)
         self.shortcut = Shortcut(block, dtype)
+        self.act = act
 
     def __call__(self, lib: ctypes.CDLL, x: torch.Tensor) -> torch.Tensor:
         _, t, h, w, c_in = x.shape
@@ -162,7 +170,8 @@ class FusedTemporalOSABlock:
             grid, out = layer(lib, inp, grid)
             outputs.append(out)
             inp = out
-        return self.aggregate(lib, outputs, residual=self.shortcut(lib, x), relu=True).view(1, *grid, -1)
+        out = self.aggregate(lib, outputs, residual=self.shortcut(lib, x), relu=True, out_dtype=self.act)
+        return out.view(1, *grid, -1)
 
 
 class FusedX3DBlock:
@@ -194,8 +203,9 @@ class FusedX3DBlock:
 class FusedStem:
     """The folded X3D stem (1x3x3 conv, temporal conv + BN, ReLU) in one pass from the (N, C, T, H, W) input."""
 
-    def __init__(self, stem: X3DStem) -> None:
+    def __init__(self, stem: X3DStem, out_dtype: torch.dtype = torch.float32) -> None:
         d = stem.conv.out_channels
+        self.out_dtype = out_dtype
         self.weight, _ = cpu_kernels.pack_weight(stem.conv_xy.weight.detach().reshape(d, -1).t(), torch.zeros(d))
         self.stride = stem.conv_xy.stride[1]
         self.temporal = stem.conv.weight.detach().reshape(d, -1).t().contiguous()  # (kt, D)
@@ -203,7 +213,7 @@ class FusedStem:
 
     def __call__(self, lib: ctypes.CDLL, x: torch.Tensor) -> torch.Tensor:
         """(1, T, Ho, Wo, D) of one contiguous clip (1, C, T, H, W)."""
-        return cpu_kernels.stem(lib, x, self.weight, self.temporal, self.bias, self.stride)
+        return cpu_kernels.stem(lib, x, self.weight, self.temporal, self.bias, self.stride, out_dtype=self.out_dtype)
 
 
 class FusedHead:
@@ -241,9 +251,11 @@ class FusedVideoClassifier(nn.Module):
 
     Takes a contiguous float32 (N, C, T, H, W) batch, as the model does. ``dtype`` bfloat16 (where
     ``cpu_kernels.has_bf16(lib)``) runs the 1x1x1 convs, which hold nearly all the multiply-adds, as
-    bfloat16 products with float32 sums: their weights and inputs are rounded to bfloat16; activations
-    stay float32 in memory (but the depthwise output of layers without SE, which only a product reads), and
-    the depthwise convs, stem, SE and head run in float32.
+    bfloat16 products with float32 sums: their weights and inputs are rounded to bfloat16, and the
+    depthwise convs, stem, SE and head compute in float32. In a VoV3D (every block T-OSA) the activations between the kernels (``act``) are then stored as bfloat16 too: nearly
+    all of them are read only by products, which would round them anyway; the residual adds read them
+    rounded. SE's depthwise output, which SE scales before a product reads it, stays float32. In X3D they
+    stay float32.
     """
 
     def __init__(self, model: VideoClassifier, lib: ctypes.CDLL, dtype: torch.dtype = torch.float32) -> None:
@@ -257,12 +269,14 @@ class FusedVideoClassifier(nn.Module):
         self.model = model
         self.lib = lib
         self.dtype = dtype
-        self.stem = FusedStem(model.s1.pathway0_stem)
-        self.blocks: list[FusedTemporalOSABlock | FusedX3DBlock] = []
-        for stage in (model.s2, model.s3, model.s4, model.s5):
-            for block in stage:
-                fused_block = FusedTemporalOSABlock if isinstance(block.branch2, TemporalOSA) else FusedX3DBlock
-                self.blocks.append(fused_block(block, dtype))
+        blocks = [block for stage in (model.s2, model.s3, model.s4, model.s5) for block in stage]
+        tosa_only = all(isinstance(b.branch2, TemporalOSA) for b in blocks)
+        self.act = torch.bfloat16 if dtype == torch.bfloat16 and tosa_only else torch.float32
+        self.stem = FusedStem(model.s1.pathway0_stem, self.act)
+        self.blocks: list[FusedTemporalOSABlock | FusedX3DBlock] = [
+            FusedTemporalOSABlock(b, dtype, self.act) if isinstance(b.branch2, TemporalOSA) else FusedX3DBlock(b, dtype)
+            for b in blocks
+        ]
         self.head = FusedHead(model.head, dtype)
 
     @torch.no_grad()

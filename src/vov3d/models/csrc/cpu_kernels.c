@@ -233,6 +233,9 @@ void vov3d_depthwise_st(const float *x, const float *wt, int kt, const float *ws
  * 8-row by 32-column block of C in registers (8 x 2 vectors) while it runs over K. */
 #define GEMM_MR 8
 
+/* Element i of a float32 or bfloat16 array. */
+static inline const void *element(const void *p, long i, int bf16) { return (const char *)p + i * (bf16 ? 2 : 4); }
+
 static inline vf8 relu8(vf8 v) {
     vf8 zero = (vf8){0};
     return (vf8)(~(__typeof__(v < zero))(v < zero) & (__typeof__(v < zero))v);
@@ -334,10 +337,58 @@ static void pre_bf16(const float *src, int n, const float *scale, uint16_t *dst)
     }
 }
 
-/* tile_f32 with bf16 inputs: 8 rows of A as K2 bf16 pairs each (read as uint32), B packed as above. */
+/* Where a bfloat16 product's sums go: C = post(sums + bias + Res), Res (may be NULL) and C each float32 or
+ * bfloat16 (C rounded to nearest even; a bfloat16 Res is widened exactly), row strides in their elements. */
+typedef struct {
+    const float *bias;
+    const void *res;
+    long ldr;
+    int res_bf16;
+    int relu;
+    void *out;
+    long ldc;
+    int out_bf16;
+} epilogue;
+
+/* out[0:16] = post(v + res[0:16]) as the epilogue says, for row r and column c of C. */
+static inline void store16_io(vf16 v, const epilogue *e, int r, int c) {
+    if (e->res)
+        v += e->res_bf16 ? load_bf16x16((const uint16_t *)element(e->res, r * e->ldr + c, 1))
+                         : *(const vf16 *)element(e->res, r * e->ldr + c, 0);
+    if (e->relu) v = relu16(v);
+    if (e->out_bf16)
+        store_bf16x16((uint16_t *)element(e->out, r * e->ldc + c, 1), v);
+    else
+        *(vf16 *)element(e->out, r * e->ldc + c, 0) = v;
+}
+
+/* store16_io for the first nc <= 8 lanes of v. */
+static inline void store8_io(vf8 v, int nc, const epilogue *e, int r, int c) {
+    const __mmask8 m = (__mmask8)((1u << nc) - 1);
+    if (e->res) {
+        const void *res = element(e->res, r * e->ldr + c, e->res_bf16);
+        v += e->res_bf16 ? (vf8)_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_maskz_loadu_epi16(m, res)), 16))
+                         : (vf8)_mm256_maskz_loadu_ps(m, res);
+    }
+    if (e->relu) v = (vf8)_mm256_max_ps(_mm256_setzero_ps(), (__m256)v);
+    if (e->out_bf16)
+        _mm_mask_storeu_epi16((void *)element(e->out, r * e->ldc + c, 1), m, (__m128i)_mm256_cvtneps_pbh((__m256)v));
+    else
+        _mm256_mask_storeu_ps((void *)element(e->out, r * e->ldc + c, 0), m, (__m256)v);
+}
+
+/* dst[0:n] = src[0:n], bfloat16, 32 at a time (a row segment of a few dozen values: no memcpy call). */
+static inline void copy_bf16(const uint16_t *src, int n, uint16_t *dst) {
+    for (int j = 0; j < n; j += 32) {
+        const __mmask32 m = n - j >= 32 ? (__mmask32)0xFFFFFFFFu : (__mmask32)((1u << (n - j)) - 1);
+        _mm512_mask_storeu_epi16(dst + j, m, _mm512_maskz_loadu_epi16(m, src + j));
+    }
+}
+
+/* tile_f32 with bf16 inputs: 8 rows of A as K2 bf16 pairs each (read as uint32), B packed as above; the
+ * epilogue's res and out at the block's first row. */
 static inline __attribute__((always_inline)) void tile_bf16(const uint32_t *A, int K2, const uint16_t *B, long ldb,
-                                                            int c, int nv, int has8, int nc, const float *bias,
-                                                            const float *res, long ldr, int relu, float *C, long ldc,
+                                                            int c, int nv, int has8, int nc, const epilogue *e,
                                                             int mr) {
     __m512 acc0[GEMM_MR], acc1[GEMM_MR];
     __m256 acc8[GEMM_MR];
@@ -358,40 +409,36 @@ static inline __attribute__((always_inline)) void tile_bf16(const uint32_t *A, i
         }
     }
     for (int r = 0; r < mr; r++) {
-        const float *rr = res ? res + r * ldr + c : NULL;
-        float *out = C + r * ldc + c;
-        if (nv > 0) store16((vf16)acc0[r] + *(const vf16 *)(bias + c), rr, relu, out);
-        if (nv > 1) store16((vf16)acc1[r] + *(const vf16 *)(bias + c + 16), rr ? rr + 16 : NULL, relu, out + 16);
-        if (has8)
-            store8((vf8)acc8[r] + *(const vf8 *)(bias + c + 16 * nv), nc, rr ? rr + 16 * nv : NULL, relu,
-                   out + 16 * nv);
+        if (nv > 0) store16_io((vf16)acc0[r] + *(const vf16 *)(e->bias + c), e, r, c);
+        if (nv > 1) store16_io((vf16)acc1[r] + *(const vf16 *)(e->bias + c + 16), e, r, c + 16);
+        if (has8) store8_io((vf8)acc8[r] + *(const vf8 *)(e->bias + c + 16 * nv), nc, e, r, c + 16 * nv);
     }
 }
 
 /* gemm_block with bf16 inputs: A is 8 rows of K2 bf16 pairs (as uint32), B packed as above. 33-40 columns left
  * (v2's 40) also run in one pass: an 8-wide pass alone waits on its 8 sums' latency (5-9% on N = 40; float32
  * gained nothing). */
-static void gemm_block_bf16(const uint32_t *A, int K2, const uint16_t *B, long ldb, int N, const float *bias,
-                            const float *res, long ldr, int relu, float *C, long ldc, int mr) {
+static void gemm_block_bf16(const uint32_t *A, int K2, const uint16_t *B, long ldb, int N, const epilogue *e,
+                            int mr) {
     int c = 0;
     for (; c + 32 <= N && !(N - c > 32 && N - c <= 40); c += 32)
-        tile_bf16(A, K2, B, ldb, c, 2, 0, 0, bias, res, ldr, relu, C, ldc, mr);
+        tile_bf16(A, K2, B, ldb, c, 2, 0, 0, e, mr);
     if (N - c > 32) { /* 33-40 columns: one pass over K */
-        tile_bf16(A, K2, B, ldb, c, 2, 1, N - c - 32, bias, res, ldr, relu, C, ldc, mr);
+        tile_bf16(A, K2, B, ldb, c, 2, 1, N - c - 32, e, mr);
         c = N;
     }
     if (N - c > 16 && N - c <= 24) { /* 17-24 columns: one pass over K */
-        tile_bf16(A, K2, B, ldb, c, 1, 1, N - c - 16, bias, res, ldr, relu, C, ldc, mr);
+        tile_bf16(A, K2, B, ldb, c, 1, 1, N - c - 16, e, mr);
         c = N;
     }
-    for (; c + 16 <= N; c += 16) tile_bf16(A, K2, B, ldb, c, 1, 0, 0, bias, res, ldr, relu, C, ldc, mr);
-    for (; c < N; c += 8) tile_bf16(A, K2, B, ldb, c, 0, 1, N - c < 8 ? N - c : 8, bias, res, ldr, relu, C, ldc, mr);
+    for (; c + 16 <= N; c += 16) tile_bf16(A, K2, B, ldb, c, 1, 0, 0, e, mr);
+    for (; c < N; c += 8) tile_bf16(A, K2, B, ldb, c, 0, 1, N - c < 8 ? N - c : 8, e, mr);
 }
 
 /* Rows a[r * lda] (r < mr, K floats each) rounded into the bf16 block buf (8 rows of K2 pairs, zero rows
  * and a zero after an odd K), then the product. */
 static void gemm_rows_bf16(const float *a, long lda, int K, uint16_t *buf, const uint16_t *B, long ldb, int N,
-                           const float *bias, const float *res, long ldr, int relu, float *C, long ldc, int mr) {
+                           const epilogue *e, int mr) {
     const int k2 = (K + 1) / 2;
     for (int r = 0; r < GEMM_MR; r++) {
         uint16_t *dst = buf + (long)r * k2 * 2;
@@ -402,7 +449,7 @@ static void gemm_rows_bf16(const float *a, long lda, int K, uint16_t *buf, const
         pre_bf16(a + r * lda, K, NULL, dst);
         if (K % 2) dst[K] = 0;
     }
-    gemm_block_bf16((const uint32_t *)buf, k2, B, ldb, N, bias, res, ldr, relu, C, ldc, mr);
+    gemm_block_bf16((const uint32_t *)buf, k2, B, ldb, N, e, mr);
 }
 #else
 #define HAVE_BF16 0
@@ -437,33 +484,42 @@ static inline const float *row_source(const float *const *A, const long *lda, lo
 
 /* B is float32 (K, ldb), or bf16 pairs ((K + 1) / 2, ldb, 2) when bf16 (only in a build with HAVE_BF16).
  * group = 0: A_0's rows are lda[0] apart; else row r is at (r / group) * group_stride + (r % group) * lda[0].
- * bf16 == 2: A is bfloat16 already (one segment, K even, no scale or groups; lda in bfloat16 elements) and its
- * rows are read as B's pairs are, in place. */
-void vov3d_gemm(const float *const *A, const long *lda, const int *ka, int nseg, long group, long group_stride,
+ * bf16 == 2: A's segments are bfloat16 already (no scale; lda and group_stride in bfloat16 elements): one
+ * segment of an even K with contiguous rows is read as B's pairs are, in place; else its rows are copied together.
+ * io (bf16 products only): IO_RES_BF16, Res is bfloat16; IO_OUT_BF16, C is bfloat16 (rounded). */
+enum { IO_RES_BF16 = 1, IO_OUT_BF16 = 2 };
+void vov3d_gemm(const void *const *A, const long *lda, const int *ka, int nseg, long group, long group_stride,
                 long rows, const void *B, int bf16, long ldb, int N, const float *bias, const float *scale,
-                const float *res, long ldr, int relu, float *C, long ldc) {
+                const void *res, long ldr, int relu, void *C, long ldc, int io) {
     const long blocks = (rows + GEMM_MR - 1) / GEMM_MR;
     int K = 0;
     for (int i = 0; i < nseg; i++) K += ka[i];
     const int direct = nseg == 1 && lda[0] == K && !scale && !group;
 #if HAVE_BF16
+    const int res_bf16 = (io & IO_RES_BF16) != 0, out_bf16 = (io & IO_OUT_BF16) != 0;
     if (bf16 == 2) {
+        const int kp = (K + 1) / 2 * 2, in_place = direct && K % 2 == 0;
 #pragma omp parallel
         {
-            uint16_t *buf16 = (uint16_t *)malloc(sizeof(uint16_t) * (size_t)GEMM_MR * K); /* a last, partial block */
+            uint16_t *buf16 = (uint16_t *)malloc(sizeof(uint16_t) * (size_t)GEMM_MR * kp);
 #pragma omp for schedule(static)
             for (long blk = 0; blk < blocks; blk++) {
                 const long r0 = blk * GEMM_MR;
                 const int mr = rows - r0 < GEMM_MR ? (int)(rows - r0) : GEMM_MR;
                 const uint16_t *a = (const uint16_t *)A[0] + r0 * lda[0];
-                if (lda[0] != K || mr < GEMM_MR) {
-                    memset(buf16, 0, sizeof(uint16_t) * (size_t)GEMM_MR * K);
+                if (!in_place || mr < GEMM_MR) { /* segments side by side, zero rows and a zero after an odd K */
+                    memset(buf16, 0, sizeof(uint16_t) * (size_t)GEMM_MR * kp);
                     for (int r = 0; r < mr; r++)
-                        memcpy(buf16 + (long)r * K, a + r * lda[0], sizeof(uint16_t) * (size_t)K);
+                        for (int i = 0, k0 = 0; i < nseg; k0 += ka[i], i++) {
+                            const long row = r0 + r, at = group && !i ? row / group * group_stride + row % group * lda[0]
+                                                                      : row * lda[i];
+                            copy_bf16((const uint16_t *)A[i] + at, ka[i], buf16 + (long)r * kp + k0);
+                        }
                     a = buf16;
                 }
-                gemm_block_bf16((const uint32_t *)a, K / 2, (const uint16_t *)B, ldb, N, bias,
-                                res ? res + r0 * ldr : NULL, ldr, relu, C + r0 * ldc, ldc, mr);
+                const epilogue e = {bias, res ? element(res, r0 * ldr, res_bf16) : NULL, ldr, res_bf16, relu,
+                                    (void *)element(C, r0 * ldc, out_bf16), ldc, out_bf16};
+                gemm_block_bf16((const uint32_t *)a, kp / 2, (const uint16_t *)B, ldb, N, &e, mr);
             }
             free(buf16);
         }
@@ -479,8 +535,6 @@ void vov3d_gemm(const float *const *A, const long *lda, const int *ka, int nseg,
         for (long blk = 0; blk < blocks; blk++) {
             const long r0 = blk * GEMM_MR;
             const int mr = rows - r0 < GEMM_MR ? (int)(rows - r0) : GEMM_MR;
-            float *c = C + r0 * ldc;
-            const float *rs = res ? res + r0 * ldr : NULL;
 #if HAVE_BF16
             if (bf16) { /* gathered, pre applied and rounded in one pass per row */
                 const int kp = (K + 1) / 2 * 2;
@@ -491,16 +545,19 @@ void vov3d_gemm(const float *const *A, const long *lda, const int *ka, int nseg,
                         continue;
                     }
                     for (int i = 0, k0 = 0; i < nseg; k0 += ka[i], i++)
-                        pre_bf16(row_source(A, lda, group, group_stride, i, r0 + r), ka[i], scale ? scale + k0 : NULL,
-                                 dst + k0);
+                        pre_bf16(row_source((const float *const *)A, lda, group, group_stride, i, r0 + r), ka[i],
+                                 scale ? scale + k0 : NULL, dst + k0);
                     if (K % 2) dst[K] = 0;
                 }
-                gemm_block_bf16((const uint32_t *)buf16, kp / 2, (const uint16_t *)B, ldb, N, bias, rs, ldr, relu, c,
-                                ldc, mr);
+                const epilogue e = {bias, res ? element(res, r0 * ldr, res_bf16) : NULL, ldr, res_bf16, relu,
+                                    (void *)element(C, r0 * ldc, out_bf16), ldc, out_bf16};
+                gemm_block_bf16((const uint32_t *)buf16, kp / 2, (const uint16_t *)B, ldb, N, &e, mr);
                 continue;
             }
 #endif
-            const float *a = A[0] + r0 * lda[0];
+            float *c = (float *)C + r0 * ldc;
+            const float *rs = res ? (const float *)res + r0 * ldr : NULL;
+            const float *a = (const float *)A[0] + r0 * lda[0];
             if (!direct || mr < GEMM_MR) {
                 for (int r = 0; r < GEMM_MR; r++) {
                     float *dst = buf + (long)r * K;
@@ -509,8 +566,8 @@ void vov3d_gemm(const float *const *A, const long *lda, const int *ka, int nseg,
                         continue;
                     }
                     for (int i = 0, k0 = 0; i < nseg; k0 += ka[i], i++)
-                        pre_f32(row_source(A, lda, group, group_stride, i, r0 + r), ka[i], scale ? scale + k0 : NULL,
-                                dst + k0);
+                        pre_f32(row_source((const float *const *)A, lda, group, group_stride, i, r0 + r), ka[i],
+                                scale ? scale + k0 : NULL, dst + k0);
                 }
                 a = buf;
             }
@@ -523,9 +580,9 @@ void vov3d_gemm(const float *const *A, const long *lda, const int *ka, int nseg,
 
 /* Rows [ih0, ih0 + nin) of one frame through the 1x1x1 conv and ReLU, C = relu(A @ B + bias) with A the frame's
  * (h * w, cin) pixels, into zero-padded rows: row ih0 + r lands at dst + r * (w + 2) * d + d. Rows outside the
- * frame are zeroed; the padding columns are left as they are (zero). B as in vov3d_gemm; abuf: 8 * cin floats,
- * or 8 * (cin + 1) bf16 when bf16. */
-static void band_pointwise(const float *frame, int cin, const void *B, int bf16, long ldb, const float *bias, int ih0,
+ * frame are zeroed; the padding columns are left as they are (zero). B and bf16 as in vov3d_gemm (2: the frame's
+ * pixels are bfloat16); abuf: 8 * cin floats, or 8 * (cin + 1) bf16 when bf16. */
+static void band_pointwise(const void *frame, int cin, const void *B, int bf16, long ldb, const float *bias, int ih0,
                            int nin, int h, int w, int d, float *dst, void *abuf) {
     const long padded_row = (long)(w + 2) * d, end = (long)h * w;
     for (int r = 0; r < nin; r++) {
@@ -538,12 +595,24 @@ static void band_pointwise(const float *frame, int cin, const void *B, int bf16,
         for (int p0 = 0; p0 < w; p0 += GEMM_MR) {
             const int mr = w - p0 < GEMM_MR ? w - p0 : GEMM_MR;
             const long p = (long)ih * w + p0;
-            const float *a = frame + p * cin;
+            const float *a = (const float *)frame + p * cin;
             float *out = row + (long)(p0 + 1) * d;
 #if HAVE_BF16
+            const epilogue e = {bias, NULL, 0, 0, 1, out, d, 0};
+            if (bf16 == 2) { /* bfloat16 pixels: read in place, but at the frame's end or with an odd cin */
+                const int kp = (cin + 1) / 2 * 2;
+                const uint16_t *a16 = (const uint16_t *)frame + p * cin;
+                if (cin % 2 || p + GEMM_MR > end) {
+                    memset(abuf, 0, sizeof(uint16_t) * (size_t)GEMM_MR * kp);
+                    for (int q = 0; q < mr; q++)
+                        memcpy((uint16_t *)abuf + (long)q * kp, a16 + (long)q * cin, sizeof(uint16_t) * (size_t)cin);
+                    a16 = (const uint16_t *)abuf;
+                }
+                gemm_block_bf16((const uint32_t *)a16, kp / 2, (const uint16_t *)B, ldb, d, &e, mr);
+                continue;
+            }
             if (bf16) { /* rounds only the mr rows: nothing beyond them is read */
-                gemm_rows_bf16(a, cin, cin, (uint16_t *)abuf, (const uint16_t *)B, ldb, d, bias, NULL, 0, 1, out, d,
-                               mr);
+                gemm_rows_bf16(a, cin, cin, (uint16_t *)abuf, (const uint16_t *)B, ldb, d, &e, mr);
                 continue;
             }
 #endif
@@ -610,9 +679,9 @@ static void stem_block(const float *const *rows, int nq, int stride, const float
  * no patch matrix, and S's output is never written to memory; only the blocks of 8 output pixels at a row's
  * ends, which read the zero padding, read a zero-padded copy of their columns.
  *   x: (cin, T, H, W); B: (cin * 9, ldb) packed as for vov3d_gemm, S's matrix [c * 9 + dh * 3 + dw, :];
- *   wt: (kt, N); bias: (N); y: (T, Ho, Wo, N). */
+ *   wt: (kt, N); bias: (N); y: (T, Ho, Wo, N), bfloat16 (rounded) when bf16_out. */
 void vov3d_stem(const float *x, int cin, int t, int h, int w, const float *B, long ldb, int N, const float *wt,
-                int kt, const float *bias, float *y, int stride, int band) {
+                int kt, const float *bias, void *y, int stride, int band, int bf16_out) {
     const int ho = (h - 1) / stride + 1, wo = (w - 1) / stride + 1, nq = cin * 3;
     const int bands = (ho + band - 1) / band;
     const long plane = (long)t * h * w, span = (long)(GEMM_MR - 1) * stride + 3; /* the columns a block reads */
@@ -666,7 +735,7 @@ void vov3d_stem(const float *x, int cin, int t, int h, int w, const float *B, lo
                     tap[k++] = wt + (long)j * N;
                 }
                 temporal_mix(src, tap, k, 0, (long)(oh1 - oh0) * wo, N, 0, bias, POST_RELU, NULL,
-                             y + ((long)ti * ho + oh0) * wo * N, 0);
+                             (void *)element(y, ((long)ti * ho + oh0) * wo * N, bf16_out), bf16_out);
             }
         }
         free(ring);
@@ -683,10 +752,11 @@ void vov3d_stem(const float *x, int cin, int t, int h, int w, const float *B, lo
  * the 3x3 conv S on them, into a ring of kt frames of S's output; each output frame then mixes the ring's
  * frames (Tm), adds the bias and applies Swish. S before Tm (both per-channel linear maps: the same result):
  * at stride 2, Tm then runs on the output's pixels, a quarter of the input's.
- *   x: (T, H, W, cin); wa (bf16 pairs when bf16) and ba: (ldw) packed as for vov3d_gemm; wt: (kt, D); ws: (9, D);
+ *   x: (T, H, W, cin), bfloat16 when bf16 == 2; wa (bf16 pairs when bf16) and ba: (ldw) packed as for vov3d_gemm;
+ *   wt: (kt, D); ws: (9, D);
  *   bias: (D); y: (T, Ho, Wo, D), bfloat16 when bf16_out (as in vov3d_depthwise_st); band_sum: (bands, T, D)
  *   per-band frame sums of y before Swish, or NULL. */
-void vov3d_d2plus1d(const float *x, int cin, const void *wa, int bf16, long ldw, const float *ba, const float *wt,
+void vov3d_d2plus1d(const void *x, int cin, const void *wa, int bf16, long ldw, const float *ba, const float *wt,
                     int kt, const float *ws, const float *bias, void *y, float *band_sum, int t, int h, int w, int d,
                     int stride, int band, int silu_out, int bf16_out) {
     const int ho = (h - 1) / stride + 1, wo = (w - 1) / stride + 1;
@@ -716,7 +786,7 @@ void vov3d_d2plus1d(const float *x, int cin, const void *wa, int bf16, long ldw,
                     if (tj < 0 || tj >= t) continue;
                     float *conv = ring + (long)(tj % kt) * slot;
                     if (held[tj % kt] != tj) {
-                        band_pointwise(x + tj * frame, cin, wa, bf16, ldw, ba, ih0, nin, h, w, d, rows, abuf);
+                        band_pointwise(element(x, tj * frame, bf16 == 2), cin, wa, bf16, ldw, ba, ih0, nin, h, w, d, rows, abuf);
                         for (int oh = oh0; oh < oh1; oh++) {
                             const float *r = rows + (long)(oh - oh0) * stride * padded_row;
                             spatial_row(r, r + padded_row, r + 2 * padded_row, ws, no_bias, wo, d, stride,
@@ -779,44 +849,47 @@ typedef struct {
     int cin, d, cout;
     int has_residual; /* add x to the output (cin == cout, stride 1) */
     int silu_out;     /* SILU_NONE/EXACT/COARSE: Swish in the depthwise pass (layers without SE) */
-    int bf16_out;     /* the depthwise output as bfloat16, read in place by the last product (c_bf16, no SE) */
+    int dw_bf16;      /* the depthwise output as bfloat16, read in place by the last product (c_bf16, no SE) */
+    int in_bf16;      /* x (the input, and the residual) is bfloat16 (a_bf16 and c_bf16) */
+    int out_bf16;     /* the output is bfloat16, rounded (c_bf16) */
 } vov3d_layer;
 
 /* One D(2+1)D layer of one clip in one call, the same kernel calls fused_inference.FusedD2Plus1D would make one
  * by one from Python: the first 1x1x1 conv (+ ReLU) and the depthwise pass, as one vov3d_d2plus1d pass when the
  * conv's output would exceed one_pass_bytes (in `band`-row tasks) or as vov3d_gemm then vov3d_depthwise_st;
  * squeeze-excitation's gate (vov3d_se_gate); the last 1x1x1 conv with SE + Swish on its input, the residual and
- * ReLU (vov3d_gemm). x: (t * h * w, cin) rows; out: (t * ho * wo, cout) rows. The intermediates are malloc'd
- * and freed here, in the order the Python calls allocated and freed them: the allocator hands back the blocks
- * just freed, still in cache, as it does for torch's tensors. */
-void vov3d_d2plus1d_layer(const vov3d_layer *L, const float *x, int t, int h, int w, long one_pass_bytes, int band,
-                          float *out) {
+ * ReLU (vov3d_gemm). x: (t * h * w, cin) rows; out: (t * ho * wo, cout) rows; each bfloat16 when L says so. The
+ * intermediates are malloc'd and freed here, in the order the Python calls allocated and freed them: the
+ * allocator hands back the blocks just freed, still in cache, as it does for torch's tensors. */
+void vov3d_d2plus1d_layer(const vov3d_layer *L, const void *x, int t, int h, int w, long one_pass_bytes, int band,
+                          void *out) {
     const int ho = (h - 1) / L->stride + 1, wo = (w - 1) / L->stride + 1, d = L->d;
     const long npix_in = (long)t * h * w, npix = (long)t * ho * wo;
     float *sums = NULL;
     int sum_rows = 0;
     void *y;
     if (npix_in * d * (long)sizeof(float) > one_pass_bytes) {
-        y = malloc((size_t)(npix * d) * (L->bf16_out ? 2 : 4));
+        y = malloc((size_t)(npix * d) * (L->dw_bf16 ? 2 : 4));
         if (L->se_w1) {
             sum_rows = (ho + band - 1) / band * t;
             sums = (float *)malloc(sizeof(float) * (size_t)sum_rows * d);
         }
-        vov3d_d2plus1d(x, L->cin, L->wa, L->a_bf16, L->lda, L->ba, L->wt, L->kt, L->ws, L->bias, y, sums, t, h, w, d,
-                       L->stride, band, L->silu_out, L->bf16_out);
+        vov3d_d2plus1d(x, L->cin, L->wa, L->in_bf16 ? 2 : L->a_bf16, L->lda, L->ba, L->wt, L->kt, L->ws, L->bias, y,
+                       sums, t, h, w, d, L->stride, band, L->silu_out, L->dw_bf16);
     } else {
         float *a = (float *)malloc(sizeof(float) * (size_t)(npix_in * d));
-        const float *ap[1] = {x};
+        const void *ap[1] = {x};
         const long lda[1] = {L->cin};
         const int ka[1] = {L->cin};
-        vov3d_gemm(ap, lda, ka, 1, 0, 0, npix_in, L->wa, L->a_bf16, L->lda, d, L->ba, NULL, NULL, 0, 0, a, d);
-        y = malloc((size_t)(npix * d) * (L->bf16_out ? 2 : 4));
+        vov3d_gemm(ap, lda, ka, 1, 0, 0, npix_in, L->wa, L->in_bf16 ? 2 : L->a_bf16, L->lda, d, L->ba, NULL, NULL, 0,
+                   0, a, d, 0);
+        y = malloc((size_t)(npix * d) * (L->dw_bf16 ? 2 : 4));
         if (L->se_w1) {
             sum_rows = t;
             sums = (float *)malloc(sizeof(float) * (size_t)sum_rows * d);
         }
         vov3d_depthwise_st(a, L->wt, L->kt, L->ws, L->bias, y, sums, 1, t, h, w, d, L->stride, 1, L->silu_out,
-                           L->bf16_out);
+                           L->dw_bf16);
         free(a);
     }
     float *gate = NULL;
@@ -824,11 +897,12 @@ void vov3d_d2plus1d_layer(const vov3d_layer *L, const float *x, int t, int h, in
         gate = (float *)malloc(sizeof(float) * (size_t)d);
         vov3d_se_gate(sums, sum_rows, d, 1.0f / (float)npix, L->se_w1, L->se_b1, L->cse, L->se_w2, L->se_b2, gate);
     }
-    const float *yp[1] = {(const float *)y};
+    const void *yp[1] = {y};
     const long ldy[1] = {d};
     const int ky[1] = {d};
-    vov3d_gemm(yp, ldy, ky, 1, 0, 0, npix, L->wc, L->bf16_out ? 2 : L->c_bf16, L->ldc, L->cout, L->bc, gate,
-               L->has_residual ? x : NULL, L->cin, 1, out, L->cout);
+    vov3d_gemm(yp, ldy, ky, 1, 0, 0, npix, L->wc, L->dw_bf16 ? 2 : L->c_bf16, L->ldc, L->cout, L->bc, gate,
+               L->has_residual ? x : NULL, L->cin, 1, out, L->cout,
+               (L->in_bf16 && L->has_residual ? IO_RES_BF16 : 0) | (L->out_bf16 ? IO_OUT_BF16 : 0));
     free(gate);
     free(sums);
     free(y);

@@ -107,6 +107,20 @@ static inline void store_bf16x16(uint16_t *dst, vf16 v) {
 #endif
 }
 
+/* 16 bfloat16 values widened to float32 (exactly: a bfloat16 is a float32's upper half). */
+static inline vf16 load_bf16x16(const uint16_t *src) {
+#ifdef __AVX512F__
+    return (vf16)_mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)src)), 16));
+#else
+    uint32_t t[16];
+    for (int i = 0; i < 16; i++) t[i] = (uint32_t)src[i] << 16;
+    vf16 v;
+    memcpy(&v, t, sizeof v);
+    return v;
+#endif
+}
+
 /* ReLU that keeps NaN, as torch.relu does (maxps returns its second operand when either is NaN). */
 #ifdef __AVX512F__
 static inline vf16 relu16(vf16 v) { return (vf16)_mm512_max_ps(_mm512_setzero_ps(), (__m512)v); }
