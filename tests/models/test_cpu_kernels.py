@@ -240,7 +240,7 @@ def test_d2plus1d_layer_makes_the_same_kernel_calls_in_one(lib, bf16, io_bf16):
         cout = cin if residual else 16
         c = cpu_kernels.pack_weight(torch.randn(d, cout, generator=g) * 0.3, torch.randn(cout, generator=g), dtype)
         post = {"silu_out": not with_se, "coarse_silu": bf16,
-                "dw_dtype": torch.bfloat16 if bf16 and not with_se else torch.float32}
+                "dw_dtype": torch.bfloat16 if bf16 else torch.float32}
         weights = cpu_kernels.layer_weights(lib, a, depthwise, stride, se if with_se else None, c, (cin, d, cout),
                                             residual, **post, in_dtype=io, out_dtype=io)
         post["out_dtype"] = post.pop("dw_dtype")  # as depthwise_st and d2plus1d call it
@@ -281,6 +281,9 @@ def test_bf16_activations_equal_the_float32_ones_rounded(lib):
     got = cpu_kernels.gemm(lib, parts, weight, bias, 20, residual=residual, relu=True, out_dtype=torch.bfloat16)
     f32 = cpu_kernels.gemm(lib, [p.float() for p in parts], weight, bias, 20, residual=residual.float(), relu=True)
     assert got.dtype == torch.bfloat16 and torch.equal(got, f32.to(torch.bfloat16))
+    scale = torch.rand(57, generator=g) + 0.5  # SE's scaling + Swish, applied to the widened values
+    assert torch.equal(cpu_kernels.gemm(lib, parts, weight, bias, 20, scale=scale),
+                       cpu_kernels.gemm(lib, [p.float() for p in parts], weight, bias, 20, scale=scale))
     shortcut = cpu_kernels.pack_weight(torch.randn(12, 20, generator=g), torch.zeros(20), torch.bfloat16)
     x = r16(1, 4, 10, 9, 12)
     strided = x[0, :, ::2, ::2]  # a stride-2 shortcut's (T, Ho, Wo, C) view, read in place as rows in groups
@@ -378,8 +381,6 @@ def test_kernels_reject_bad_input_with_the_argument_named(lib):
             cpu_kernels.gemm(lib, torch.randn(16, 4).to(torch.bfloat16).t(), weight16, b16, 5)
         with pytest.raises(ValueError, match="a: a bfloat16 input needs a bfloat16 weight"):
             cpu_kernels.gemm(lib, a16, weight, b, 5)
-        with pytest.raises(ValueError, match="a: a bfloat16 input needs a bfloat16 weight .* and no scale"):
-            cpu_kernels.gemm(lib, a16, weight16, b16, 5, scale=torch.ones(16))
     with pytest.raises(ValueError, match="out_dtype: expected torch.float32, or torch.bfloat16"):
         cpu_kernels.depthwise_st(lib, x, temporal, spatial, bias, out_dtype=torch.float16)
 

@@ -171,10 +171,10 @@ def test_bfloat16_prepared_model_is_close_to_float32(name):
         pytest.skip("this CPU has no AVX512_BF16: bfloat16 runs the fast network")
     fused = vov3d.prepare_for_inference(model, dtype=torch.bfloat16)
     assert fused.fused is not None and fused.fused.dtype == torch.bfloat16 and fused.dtype == torch.bfloat16
-    if name == "vov3d_m":  # layers without SE store their depthwise output, which only a product reads, as bfloat16
+    if name == "vov3d_m":  # the depthwise output, which only the next product reads (after SE's scaling), as bfloat16
         layers = [layer for block in fused.fused.blocks for layer in block.layers]
         stored = {(layer.se is None, layer.depthwise["dw_dtype"]) for layer in layers}
-        assert stored == {(True, torch.bfloat16), (False, torch.float32)}
+        assert stored == {(True, torch.bfloat16), (False, torch.bfloat16)}
     # VoV3D stores its activations between the kernels as bfloat16 too; X3D (oneDNN's depthwise conv) float32.
     act = torch.bfloat16 if name == "vov3d_m" else torch.float32
     assert fused.fused.act == act and fused.fused.stem.out_dtype == act

@@ -414,9 +414,9 @@ def _check_weight(lib: ctypes.CDLL, weight: torch.Tensor, k: int, padded: int) -
     return int(weight.dtype == torch.bfloat16)
 
 
-def _check_bf16_input(parts: list[torch.Tensor], weight: torch.Tensor, scale: torch.Tensor | None) -> None:
+def _check_bf16_input(parts: list[torch.Tensor], weight: torch.Tensor) -> None:
     """bfloat16 ``gemm`` inputs: CPU matrices with contiguous rows (or one (G, R / G, K) view), all bfloat16, with a
-    bfloat16 weight and no scale (one matrix of an even width is read as pairs, in place; else the rows are
+    bfloat16 weight (one matrix of an even width and no scale is read as pairs, in place; else the rows are
     copied side by side)."""
     for i, a in enumerate(parts):
         if a.dtype != torch.bfloat16:
@@ -425,8 +425,8 @@ def _check_bf16_input(parts: list[torch.Tensor], weight: torch.Tensor, scale: to
         if not a.is_cpu or not (grouped or a.dim() == 2 and a.stride(1) == 1 and a.stride(0) >= a.shape[1]):
             raise ValueError(f"a[{i}]: expected a bfloat16 CPU matrix with contiguous rows, "
                              f"got shape {tuple(a.shape)}, strides {a.stride()} on {a.device}")
-    if weight.dtype != torch.bfloat16 or scale is not None:
-        raise ValueError("a: a bfloat16 input needs a bfloat16 weight (pack_weight) and no scale")
+    if weight.dtype != torch.bfloat16:
+        raise ValueError("a: a bfloat16 input needs a bfloat16 weight (pack_weight)")
 
 
 def _rows_of(name: str, m: torch.Tensor, shape: tuple[int, int], dtypes: tuple[torch.dtype, ...]) -> int:
@@ -464,14 +464,15 @@ def gemm(
     ``pre(A) = silu(A * scale)`` per column when ``scale`` ((K,)) is given, else ``A``; ``post`` is ReLU
     when ``relu``. Writes into ``out`` (allocated if None; it must not overlap ``a``) and returns it.
     A bfloat16 ``a`` (matrices all bfloat16, e.g. a ``depthwise_st(..., out_dtype=torch.bfloat16)`` output) is
-    read as it is, without rounding, by a bfloat16 ``weight``; no ``scale``. With a bfloat16 ``weight``,
+    read as it is, without rounding, by a bfloat16 ``weight`` (with ``scale``, ``pre`` of the widened values is
+    rounded again). With a bfloat16 ``weight``,
     ``residual`` may be bfloat16 (widened exactly) and ``out_dtype`` (the dtype ``out`` must have) bfloat16: the
     output rounded to nearest even.
     """
     parts = [a] if isinstance(a, torch.Tensor) else list(a)
     bf16_input = parts[0].dtype == torch.bfloat16
     if bf16_input:
-        _check_bf16_input(parts, weight, scale)
+        _check_bf16_input(parts, weight)
     grouped = len(parts) == 1 and parts[0].dim() == 3  # rows in groups
     rows = parts[0].shape[0] * (parts[0].shape[1] if grouped else 1)
     ptrs, strides, widths = [], [], []  # gathered in one pass: this runs for every 1x1x1 conv
@@ -568,8 +569,8 @@ def layer_weights(
     if se is not None:
         for name, t, shape in zip(("se w1", "se b1", "se w2", "se b2"), se, ((d, cse), (cse,), (cse, d), (d,))):
             _check(name, t, shape)
-    if dw_bf16 and (not c_bf16 or se is not None or d % 2):
-        raise ValueError("dw_dtype bfloat16 needs a bfloat16 last conv, no SE and an even D")
+    if dw_bf16 and (not c_bf16 or d % 2):
+        raise ValueError("dw_dtype bfloat16 needs a bfloat16 last conv and an even D")
     if (in_bf16 or out_bf16) and not (a_bf16 and c_bf16):
         raise ValueError("in_dtype and out_dtype bfloat16 need bfloat16 convs (pack_weight)")
     if has_residual and (cin != cout or stride != 1):

@@ -20,9 +20,9 @@ So a D(2+1)D layer makes three passes over its activations (1x1x1, depthwise, 1x
 tree makes about twelve, and one call from Python (``cpu_kernels.d2plus1d_layer``). Outputs equal the
 folded model's to float32 rounding. With ``dtype=torch.bfloat16`` the 1x1x1 convs run as bfloat16 products
 (inputs and weights rounded, float32 sums), the rest in float32; the Swish whose result only those products
-read is the coarser one (``coarse_silu``, 1.5e-4 relative), a depthwise pass whose output only a product
-reads (layers without SE) stores it as bfloat16, and in VoV3D so do the stem, the D(2+1)D layers and the
-blocks: every activation but SE's depthwise output (see ``FusedVideoClassifier``).
+read is the coarser one (``coarse_silu``, 1.5e-4 relative), the depthwise pass, whose output only the next
+product reads, stores it as bfloat16, and in VoV3D so do the stem, the D(2+1)D layers and the blocks (see
+``FusedVideoClassifier``).
 """
 
 from __future__ import annotations
@@ -118,11 +118,12 @@ class FusedD2Plus1D:
         self.se = None if layer.se is None else SqueezeGate(layer.se)
         self.c = Pointwise(layer.c[0], dtype)
         self.has_residual = layer.has_residual
-        # Without SE the depthwise pass applies Swish; in bfloat16 only the next product reads it: coarse Swish,
-        # and stored as bfloat16 (halves its bytes; the product reads it in place, nothing to round or gather).
+        # Without SE the depthwise pass applies Swish. In bfloat16 only the next product reads its output: coarse
+        # Swish, and stored as bfloat16 (halves its bytes; without SE the product reads it in place, nothing to
+        # round or gather; with SE the product's gather widens it, scales, applies Swish and rounds again).
         bf16 = dtype == torch.bfloat16
         self.depthwise = {"silu_out": self.se is None, "coarse_silu": bf16,
-                          "dw_dtype": torch.bfloat16 if bf16 and self.se is None and d % 2 == 0 else torch.float32}
+                          "dw_dtype": torch.bfloat16 if bf16 and d % 2 == 0 else torch.float32}
         self.in_dtype, self.out_dtype = in_dtype, out_dtype
         self._weights: cpu_kernels.LayerWeights | None = None
 
@@ -252,10 +253,11 @@ class FusedVideoClassifier(nn.Module):
     Takes a contiguous float32 (N, C, T, H, W) batch, as the model does. ``dtype`` bfloat16 (where
     ``cpu_kernels.has_bf16(lib)``) runs the 1x1x1 convs, which hold nearly all the multiply-adds, as
     bfloat16 products with float32 sums: their weights and inputs are rounded to bfloat16, and the
-    depthwise convs, stem, SE and head compute in float32. In a VoV3D (every block T-OSA) the activations between the kernels (``act``) are then stored as bfloat16 too: nearly
-    all of them are read only by products, which would round them anyway; the residual adds read them
-    rounded. SE's depthwise output, which SE scales before a product reads it, stays float32. In X3D they
-    stay float32.
+    depthwise convs, stem, SE and head compute in float32. The depthwise output is stored as bfloat16 (SE's
+    scaling and Swish then apply to its rounded value, which is rounded again for the product). In a VoV3D
+    (every block T-OSA) the activations between the kernels (``act``) are stored as bfloat16 too: nearly all
+    of them are read only by products, which would round them anyway; the residual adds read them rounded.
+    In X3D they stay float32.
     """
 
     def __init__(self, model: VideoClassifier, lib: ctypes.CDLL, dtype: torch.dtype = torch.float32) -> None:

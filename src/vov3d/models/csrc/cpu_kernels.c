@@ -377,8 +377,18 @@ static inline void store8_io(vf8 v, int nc, const epilogue *e, int r, int c) {
         _mm256_mask_storeu_ps((void *)element(e->out, r * e->ldc + c, 0), m, (__m256)v);
 }
 
-/* dst[0:n] = src[0:n], bfloat16, 32 at a time (a row segment of a few dozen values: no memcpy call). */
-static inline void copy_bf16(const uint16_t *src, int n, uint16_t *dst) {
+/* dst[0:n] = pre(src[0:n]) for bfloat16 src: pre_bf16's Swish(v * scale) rounded when scale is given, else a
+ * copy, 32 at a time (a row segment of a few dozen values: no memcpy call). */
+static inline void copy_bf16(const uint16_t *src, int n, const float *scale, uint16_t *dst) {
+    if (scale) {
+        for (int j = 0; j < n; j += 16) {
+            const __mmask16 m = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+            const __m512 v = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, src + j)), 16));
+            const vf16 o = silu16_coarse((vf16)_mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, scale + j)));
+            _mm256_mask_storeu_epi16(dst + j, m, (__m256i)_mm512_cvtneps_pbh((__m512)o));
+        }
+        return;
+    }
     for (int j = 0; j < n; j += 32) {
         const __mmask32 m = n - j >= 32 ? (__mmask32)0xFFFFFFFFu : (__mmask32)((1u << (n - j)) - 1);
         _mm512_mask_storeu_epi16(dst + j, m, _mm512_maskz_loadu_epi16(m, src + j));
@@ -484,8 +494,9 @@ static inline const float *row_source(const float *const *A, const long *lda, lo
 
 /* B is float32 (K, ldb), or bf16 pairs ((K + 1) / 2, ldb, 2) when bf16 (only in a build with HAVE_BF16).
  * group = 0: A_0's rows are lda[0] apart; else row r is at (r / group) * group_stride + (r % group) * lda[0].
- * bf16 == 2: A's segments are bfloat16 already (no scale; lda and group_stride in bfloat16 elements): one
- * segment of an even K with contiguous rows is read as B's pairs are, in place; else its rows are copied together.
+ * bf16 == 2: A's segments are bfloat16 already (lda and group_stride in bfloat16 elements): one segment of an
+ * even K with contiguous rows and no scale is read as B's pairs are, in place; else its rows are copied together
+ * (with pre applied, widened, and rounded again).
  * io (bf16 products only): IO_RES_BF16, Res is bfloat16; IO_OUT_BF16, C is bfloat16 (rounded). */
 enum { IO_RES_BF16 = 1, IO_OUT_BF16 = 2 };
 void vov3d_gemm(const void *const *A, const long *lda, const int *ka, int nseg, long group, long group_stride,
@@ -513,7 +524,8 @@ void vov3d_gemm(const void *const *A, const long *lda, const int *ka, int nseg, 
                         for (int i = 0, k0 = 0; i < nseg; k0 += ka[i], i++) {
                             const long row = r0 + r, at = group && !i ? row / group * group_stride + row % group * lda[0]
                                                                       : row * lda[i];
-                            copy_bf16((const uint16_t *)A[i] + at, ka[i], buf16 + (long)r * kp + k0);
+                            copy_bf16((const uint16_t *)A[i] + at, ka[i], scale ? scale + k0 : NULL,
+                                      buf16 + (long)r * kp + k0);
                         }
                     a = buf16;
                 }
@@ -849,7 +861,7 @@ typedef struct {
     int cin, d, cout;
     int has_residual; /* add x to the output (cin == cout, stride 1) */
     int silu_out;     /* SILU_NONE/EXACT/COARSE: Swish in the depthwise pass (layers without SE) */
-    int dw_bf16;      /* the depthwise output as bfloat16, read in place by the last product (c_bf16, no SE) */
+    int dw_bf16;      /* the depthwise output as bfloat16, read by the last product (c_bf16) */
     int in_bf16;      /* x (the input, and the residual) is bfloat16 (a_bf16 and c_bf16) */
     int out_bf16;     /* the output is bfloat16, rounded (c_bf16) */
 } vov3d_layer;
