@@ -23,8 +23,9 @@ def describe_runtime() -> str:
     )
 
 
-def time_call(fn: Callable[[], object], warmup: int = 1, iters: int = 3, min_seconds: float = 0.0) -> float:
-    """Median wall time of ``fn()`` in seconds, after ``warmup`` calls (at least ``iters`` timed calls)."""
+def time_calls(fn: Callable[[], object], warmup: int = 1, iters: int = 3, min_seconds: float = 0.0) -> list[float]:
+    """Wall times of ``fn()`` in seconds, after ``warmup`` calls: at least ``iters`` calls, and calls for at
+    least ``min_seconds``."""
     for _ in range(warmup):
         fn()
     times: list[float] = []
@@ -33,7 +34,12 @@ def time_call(fn: Callable[[], object], warmup: int = 1, iters: int = 3, min_sec
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return times
+
+
+def time_call(fn: Callable[[], object], warmup: int = 1, iters: int = 3, min_seconds: float = 0.0) -> float:
+    """Median wall time of ``fn()`` in seconds (``time_calls``)."""
+    return statistics.median(time_calls(fn, warmup, iters, min_seconds))
 
 
 def model_benchmark_parser(
