@@ -19,15 +19,17 @@ Levers (``--levers``; each a way to run the same weights):
   (``models/fused_inference.py``), eager, no compilation of the model;
 * ``bf16``: ``compiled`` in bfloat16 (``dtype=torch.bfloat16``), where the CPU has bfloat16;
 * ``kernels_bf16``: ``prepare_for_inference(model, dtype=torch.bfloat16)``: ``kernels`` with the 1x1x1
-  convs as bfloat16 products (float32 sums and activations), where the kernels have AVX512_BF16.
+  convs as bfloat16 products (float32 sums; VoV3D's activations stored as bfloat16), where the kernels have
+  AVX512_BF16.
 
 For each model and batch size it prints ms per clip (the median call), the speed-up over ``plain``, the
 ratio to the roofline floor (``benchmarks/roofline.py``; machine limits measured at the start and at the
 end of this run, the best of the two: a busy moment only lowers them; bf16 against the bfloat16 floor),
 the same ratio for the fastest call (``min``: on a shared machine, other work only ever slows a call
 down, so the fastest is the closest to what the code does alone) and the largest output difference from
-``plain`` (bf16 levers: also the ratios to the float32 compute floor, issue 4's bfloat16 target); then the paper's comparisons (VoV3D-M vs X3D-M, VoV3D-L vs X3D-L) at each
-lever and between each model's fastest float32 preparation. Models are built with
+``plain`` (bf16 levers: also the ratios to the float32 compute floor, issue 4's bfloat16 target); then
+the paper's comparisons (VoV3D-M vs X3D-M, VoV3D-L vs X3D-L) at each lever and between each model's
+fastest float32 preparation. Models are built with
 ``torch.manual_seed(0)`` so that compiled packages are reused between runs. The allocator is set up as ``vov3d.prepare_for_inference`` does
 (``vov3d.allocator.keep_freed_memory``) unless ``--malloc-defaults``; the header says which ran.
 """

@@ -175,7 +175,7 @@ def _check_bf16_or_f32(name: str, t: torch.Tensor, shape: tuple[int, ...] | None
         _check(name, t, shape)
         return 0
     if not t.is_cpu or not t.is_contiguous():
-        raise ValueError(f"{name}: expected a contiguous CPU tensor, got one on {t.device}")
+        raise ValueError(f"{name}: expected a contiguous CPU tensor, got strides {t.stride()} on {t.device}")
     if shape is not None and t.shape != shape:
         raise ValueError(f"{name}: expected shape {shape}, got {tuple(t.shape)}")
     return 1
@@ -435,7 +435,8 @@ def _rows_of(name: str, m: torch.Tensor, shape: tuple[int, int], dtypes: tuple[t
         _rows(name, m, shape)
         return 0
     if m.dtype not in dtypes or not m.is_cpu:
-        raise ValueError(f"{name}: expected one of {', '.join(map(str, dtypes))} on the CPU, got {m.dtype} on {m.device}")
+        raise ValueError(f"{name}: expected one of {', '.join(map(str, dtypes))} on the CPU, "
+                         f"got {m.dtype} on {m.device}")
     if m.shape != shape or m.stride(1) != 1 or m.stride(0) < shape[1]:
         raise ValueError(f"{name}: expected a {shape} matrix with contiguous rows, got shape {tuple(m.shape)}")
     return 1
@@ -465,9 +466,8 @@ def gemm(
     when ``relu``. Writes into ``out`` (allocated if None; it must not overlap ``a``) and returns it.
     A bfloat16 ``a`` (matrices all bfloat16, e.g. a ``depthwise_st(..., out_dtype=torch.bfloat16)`` output) is
     read as it is, without rounding, by a bfloat16 ``weight`` (with ``scale``, ``pre`` of the widened values is
-    rounded again). With a bfloat16 ``weight``,
-    ``residual`` may be bfloat16 (widened exactly) and ``out_dtype`` (the dtype ``out`` must have) bfloat16: the
-    output rounded to nearest even.
+    rounded again). With a bfloat16 ``weight``, ``residual`` may be bfloat16 (widened exactly) and ``out_dtype``
+    (the dtype ``out`` must have) bfloat16: the output rounded to nearest even.
     """
     parts = [a] if isinstance(a, torch.Tensor) else list(a)
     bf16_input = parts[0].dtype == torch.bfloat16

@@ -367,8 +367,8 @@ static inline void store8_io(vf8 v, int nc, const epilogue *e, int r, int c) {
     const __mmask8 m = (__mmask8)((1u << nc) - 1);
     if (e->res) {
         const void *res = element(e->res, r * e->ldr + c, e->res_bf16);
-        v += e->res_bf16 ? (vf8)_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_maskz_loadu_epi16(m, res)), 16))
-                         : (vf8)_mm256_maskz_loadu_ps(m, res);
+        const __m256i wide = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_maskz_loadu_epi16(m, res)), 16);
+        v += e->res_bf16 ? (vf8)_mm256_castsi256_ps(wide) : (vf8)_mm256_maskz_loadu_ps(m, res);
     }
     if (e->relu) v = (vf8)_mm256_max_ps(_mm256_setzero_ps(), (__m256)v);
     if (e->out_bf16)
@@ -383,7 +383,8 @@ static inline void copy_bf16(const uint16_t *src, int n, const float *scale, uin
     if (scale) {
         for (int j = 0; j < n; j += 16) {
             const __mmask16 m = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
-            const __m512 v = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, src + j)), 16));
+            const __m512i wide = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, src + j));
+            const __m512 v = _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
             const vf16 o = silu16_coarse((vf16)_mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, scale + j)));
             _mm256_mask_storeu_epi16(dst + j, m, (__m256i)_mm512_cvtneps_pbh((__m512)o));
         }
@@ -522,8 +523,9 @@ void vov3d_gemm(const void *const *A, const long *lda, const int *ka, int nseg, 
                     memset(buf16, 0, sizeof(uint16_t) * (size_t)GEMM_MR * kp);
                     for (int r = 0; r < mr; r++)
                         for (int i = 0, k0 = 0; i < nseg; k0 += ka[i], i++) {
-                            const long row = r0 + r, at = group && !i ? row / group * group_stride + row % group * lda[0]
-                                                                      : row * lda[i];
+                            const long row = r0 + r;
+                            const long at = group && !i ? row / group * group_stride + row % group * lda[0]
+                                                        : row * lda[i];
                             copy_bf16((const uint16_t *)A[i] + at, ka[i], scale ? scale + k0 : NULL,
                                       buf16 + (long)r * kp + k0);
                         }
@@ -798,7 +800,8 @@ void vov3d_d2plus1d(const void *x, int cin, const void *wa, int bf16, long ldw, 
                     if (tj < 0 || tj >= t) continue;
                     float *conv = ring + (long)(tj % kt) * slot;
                     if (held[tj % kt] != tj) {
-                        band_pointwise(element(x, tj * frame, bf16 == 2), cin, wa, bf16, ldw, ba, ih0, nin, h, w, d, rows, abuf);
+                        band_pointwise(element(x, tj * frame, bf16 == 2), cin, wa, bf16, ldw, ba, ih0, nin, h, w, d,
+                                       rows, abuf);
                         for (int oh = oh0; oh < oh1; oh++) {
                             const float *r = rows + (long)(oh - oh0) * stride * padded_row;
                             spatial_row(r, r + padded_row, r + 2 * padded_row, ws, no_bias, wo, d, stride,
