@@ -461,7 +461,7 @@ def gemm(
     single ``a`` may also be (G, R / G, K) with any strides but the last (rows in evenly spaced groups:
     a spatially strided view of channels-last activations, read in place). A
     bfloat16 ``weight`` makes the product bfloat16 x bfloat16 with float32 sums: ``pre(A)`` is rounded to
-    bfloat16 as it is read, everything else stays float32.
+    bfloat16 as it is read; bias, residual and output are float32 unless said below.
     ``pre(A) = silu(A * scale)`` per column when ``scale`` ((K,)) is given, else ``A``; ``post`` is ReLU
     when ``relu``. Writes into ``out`` (allocated if None; it must not overlap ``a``) and returns it.
     A bfloat16 ``a`` (matrices all bfloat16, e.g. a ``depthwise_st(..., out_dtype=torch.bfloat16)`` output) is
