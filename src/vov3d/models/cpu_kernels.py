@@ -206,7 +206,7 @@ def _silu_mode(silu_out: bool, coarse: bool) -> int:
     return 0 if not silu_out else 2 if coarse else 1
 
 
-def _bf16_out(lib: ctypes.CDLL, dtype: torch.dtype, name: str = "out_dtype") -> int:
+def _bf16_flag(lib: ctypes.CDLL, dtype: torch.dtype, name: str = "out_dtype") -> int:
     """The kernels' 0/1 bfloat16 flag for ``dtype`` (float32, or bfloat16 where ``has_bf16(lib)``)."""
     if dtype is torch.float32:
         return 0
@@ -246,7 +246,7 @@ def depthwise_st(
     sums = torch.empty(n, t, d) if frame_sums else None
     lib.vov3d_depthwise_st(
         x.data_ptr(), temporal.data_ptr(), kt, spatial.data_ptr(), bias.data_ptr(), y.data_ptr(), _ptr(sums),
-        n, t, h, w, d, stride, int(relu_in), _silu_mode(silu_out, coarse_silu), _bf16_out(lib, out_dtype),
+        n, t, h, w, d, stride, int(relu_in), _silu_mode(silu_out, coarse_silu), _bf16_flag(lib, out_dtype),
     )
     return y, sums
 
@@ -324,7 +324,7 @@ def d2plus1d(
     lib.vov3d_d2plus1d(
         x.data_ptr(), cin, weight.data_ptr(), 2 if x_bf16 else bf16, padded, bias.data_ptr(), temporal.data_ptr(), kt,
         spatial.data_ptr(), dw_bias.data_ptr(), y.data_ptr(), _ptr(sums), t, h, w, dim, stride, band,
-        _silu_mode(silu_out, coarse_silu), _bf16_out(lib, out_dtype),
+        _silu_mode(silu_out, coarse_silu), _bf16_flag(lib, out_dtype),
     )
     return y, sums
 
@@ -364,7 +364,7 @@ def stem(
         max_band = max(1, (1 << 19) // (kt * wo * d * 4))
         tasks = threads * -(-ho // (threads * max_band))
         band = -(-ho // tasks)
-    bf16_out = _bf16_out(lib, out_dtype)
+    bf16_out = _bf16_flag(lib, out_dtype)
     y = torch.empty(1, t, ho, wo, d, dtype=out_dtype)
     lib.vov3d_stem(
         x.data_ptr(), c, t, h, w, weight.data_ptr(), weight.shape[1], d, temporal.data_ptr(), kt, bias.data_ptr(),
@@ -563,7 +563,7 @@ def layer_weights(
     _check("a bias", a[1], (a[0].shape[1],))
     _check("c bias", c[1], (c[0].shape[1],))
     kt = _check_depthwise(*depthwise, d, stride)
-    dw_bf16, in_bf16, out_bf16 = (_bf16_out(lib, dt, name) for dt, name in
+    dw_bf16, in_bf16, out_bf16 = (_bf16_flag(lib, dt, name) for dt, name in
                                   ((dw_dtype, "dw_dtype"), (in_dtype, "in_dtype"), (out_dtype, "out_dtype")))
     cse = 0 if se is None else se[1].shape[0]
     if se is not None:
