@@ -272,9 +272,9 @@ def prepare_for_inference(
     products, i.e. the CPU has AVX512_BF16: ``cpu_kernels.has_bf16``), the 1x1x1 convs run as bfloat16
     products with float32 sums, everything else computes in float32, and the activations that (nearly) only
     products read are stored as bfloat16 (``fused_inference.FusedVideoClassifier``); otherwise
-    (``fast``/``compile``, or no AVX512_BF16) the fast network runs with bfloat16 weights and activations. Inputs are cast, outputs
-    returned in the input's dtype. Only worth it where the CPU has bfloat16 instructions
-    (``cpu_has_bf16()``).
+    (``fast``/``compile``, or no AVX512_BF16) the fast network runs with bfloat16 weights and activations.
+    Inputs are cast, outputs returned in the input's dtype. Only worth it where the CPU has bfloat16
+    instructions (``cpu_has_bf16()``).
 
     ``keep_memory``: call ``vov3d.allocator.keep_freed_memory()`` (process-wide: glibc malloc keeps freed
     memory instead of unmapping it, so large activations do not page-fault in at every call; a no-op

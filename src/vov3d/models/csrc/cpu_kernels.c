@@ -11,6 +11,9 @@
 
 #include "vector.h"
 
+/* Element i of a float32 or bfloat16 array. */
+static inline const void *element(const void *p, long i, int bf16) { return (const char *)p + i * (bf16 ? 2 : 4); }
+
 /* The frames of x that the temporal taps of output frame ti read (zero padding kt/2 outside the clip):
  * fills src[] with their offsets in x's frames and tap[] with their weights; returns how many. */
 static int temporal_sources(const float *xn, const float *wt, int kt, int t_in, int ti, long frame, int d,
@@ -212,8 +215,8 @@ void vov3d_depthwise_st(const float *x, const float *wt, int kt, const float *ws
                     rows[dh] = slot;
                 }
                 const long at = task * oframe + (long)oh * wo * d;
-                void *out = bf16_out ? (void *)((uint16_t *)y + at) : (void *)((float *)y + at);
-                spatial_row(rows[0], rows[1], rows[2], ws, bias, wo, d, stride, out, fs, silu_out, bf16_out);
+                spatial_row(rows[0], rows[1], rows[2], ws, bias, wo, d, stride, (void *)element(y, at, bf16_out), fs,
+                            silu_out, bf16_out);
             }
         }
         free(ring);
@@ -233,8 +236,6 @@ void vov3d_depthwise_st(const float *x, const float *wt, int kt, const float *ws
  * 8-row by 32-column block of C in registers (8 x 2 vectors) while it runs over K. */
 #define GEMM_MR 8
 
-/* Element i of a float32 or bfloat16 array. */
-static inline const void *element(const void *p, long i, int bf16) { return (const char *)p + i * (bf16 ? 2 : 4); }
 
 static inline vf8 relu8(vf8 v) {
     vf8 zero = (vf8){0};
@@ -816,7 +817,7 @@ void vov3d_d2plus1d(const void *x, int cin, const void *wa, int bf16, long ldw, 
                 if (fs) memset(fs, 0, sizeof(float) * (size_t)d);
                 const long at = ((long)ti * ho + oh0) * wo * d;
                 temporal_mix(src, tap, k, 0, (long)(oh1 - oh0) * wo, d, 0, bias, post, fs,
-                             bf16_out ? (void *)((uint16_t *)y + at) : (void *)((float *)y + at), bf16_out);
+                             (void *)element(y, at, bf16_out), bf16_out);
             }
         }
         free(abuf);
