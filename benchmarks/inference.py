@@ -6,7 +6,10 @@
 
 Levers (``--levers``; each a way to run the same weights):
 
-* ``plain``: the model as built, eager, NCDHW (the original implementation's speed);
+* ``plain``: the model as built, eager, NCDHW (the original implementation's speed), in this process, so with
+  this process's allocator;
+* ``plain_defaults``: ``plain`` timed in a child process with glibc malloc at its defaults, as a user of the
+  original runs it (issue 4's baselines: at batch 8 the defaults map fresh pages for every large activation);
 * ``cl_fold``: off the shelf: BNs folded, weights and input in ``channels_last_3d``
   (``prepare_for_inference(fast=False)``);
 * ``inductor`` (with ``--inductor-baseline``): off the shelf: ``torch.compile`` of ``cl_fold`` with
@@ -22,7 +25,8 @@ Levers (``--levers``; each a way to run the same weights):
   convs as bfloat16 products (float32 sums; VoV3D's activations stored as bfloat16), where the kernels have
   AVX512_BF16.
 
-For each model and batch size it prints ms per clip (the median call), the speed-up over ``plain``, the
+For each model and batch size it prints ms per clip (the median call), the speed-ups over ``plain`` and
+``plain_defaults``, the
 ratio to the roofline floor (``benchmarks/roofline.py``; machine limits measured at the start and at the
 end of this run, the best of the two: a busy moment only lowers them; bf16 against the bfloat16 floor),
 the same ratio for the fastest call (``min``: on a shared machine, other work only ever slows a call
@@ -36,8 +40,11 @@ fastest float32 preparation. Models are built with
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -51,9 +58,36 @@ from roofline import MachineLimits, measure_machine, meta_model, model_floor  # 
 from vov3d.allocator import keep_freed_memory  # noqa: E402
 from vov3d.models.inference import cpu_has_bf16  # noqa: E402
 
-LEVERS = ("plain", "cl_fold", "inductor", "fast", "compiled", "kernels", "bf16", "kernels_bf16")
+LEVERS = ("plain_defaults", "plain", "cl_fold", "inductor", "fast", "compiled", "kernels", "bf16", "kernels_bf16")
 BF16_LEVERS = ("bf16", "kernels_bf16")
 PREPARED = ("cl_fold", "fast", "compiled", "kernels")  # float32 preparations of vov3d
+
+
+def plain_with_malloc_defaults(name: str, args) -> dict[int, list[float]]:
+    """The ``plain`` lever's call times for each batch size, timed by this script in a child process that leaves
+    glibc malloc at its defaults (``keep_freed_memory`` is process-wide and cannot be undone)."""
+    command = [
+        sys.executable, __file__, "--child-plain", "--malloc-defaults", "--models", name,
+        "--batch-sizes", *map(str, args.batch_sizes), "--frames", str(args.frames), "--size", str(args.size),
+        "--iters", str(args.iters), "--min-seconds", str(args.min_seconds),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"the plain_defaults child failed:\n{result.stderr.strip()}")
+    return {cell["batch"]: cell["times"] for cell in map(json.loads, result.stdout.splitlines())}
+
+
+def time_plain_cells(args) -> None:
+    """``--child-plain``: one JSON line per batch size with the plain model's call times, nothing else."""
+    for name in args.models:
+        torch.manual_seed(0)
+        model = vov3d.create_model(name).eval()
+        for batch in args.batch_sizes:
+            torch.manual_seed(1)
+            x = torch.randn(batch, 3, args.frames, args.size, args.size)
+            with torch.inference_mode():
+                times = time_calls(lambda: model(x), warmup=1, iters=args.iters, min_seconds=args.min_seconds)
+            print(json.dumps({"model": name, "batch": batch, "times": times}), flush=True)
 
 
 def build_runners(name: str, levers: list[str], cache_dir: str | None) -> tuple[torch.nn.Module, dict]:
@@ -61,6 +95,8 @@ def build_runners(name: str, levers: list[str], cache_dir: str | None) -> tuple[
     model = vov3d.create_model(name).eval()
     runners: dict[str, object] = {}
     for lever in levers:
+        if lever == "plain_defaults":
+            continue  # timed in a child process (plain_with_malloc_defaults)
         if lever == "plain":
             runners[lever] = model
         elif lever == "cl_fold":
@@ -89,13 +125,17 @@ def main() -> None:
     )
     parser.add_argument(
         "--levers", nargs="+", choices=LEVERS,
-        default=["plain", "cl_fold", "fast", "compiled", "kernels", "bf16", "kernels_bf16"],
+        default=["plain_defaults", "plain", "cl_fold", "fast", "compiled", "kernels", "bf16", "kernels_bf16"],
     )
     parser.add_argument("--inductor-baseline", action="store_true", help="add the 'inductor' lever")
     parser.add_argument("--min-seconds", type=float, default=0.0, help="time each measurement at least this long")
     parser.add_argument("--cache-dir", default=None, help="compiled-package cache (default: vov3d's)")
     parser.add_argument("--malloc-defaults", action="store_true", help="leave glibc malloc at its defaults")
+    parser.add_argument("--child-plain", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child_plain:
+        time_plain_cells(args)
+        return
 
     levers = list(args.levers)
     if args.inductor_baseline and "inductor" not in levers:
@@ -108,15 +148,25 @@ def main() -> None:
         keep_freed_memory()
 
     print(f"# {describe_runtime()}")
+    if "plain_defaults" in levers:
+        print("# plain_defaults: timed in a child process, allocator: glibc malloc at its defaults")
     print(f"# load average at start: {os.getloadavg()[0]:.2f}")
     limits_start = measure_machine()
     print(f"# machine at start: {limits_start.describe()}")
     print(f"# input {args.frames}x{args.size}x{args.size}, eval mode, median of {args.iters} runs; ms per clip")
-    print(f"{'model':<11} {'batch':>5} {'lever':<12} {'ms/clip':>9} {'min':>7} {'max|diff|':>10} {'first call s':>12}")
+    print(f"{'model':<11} {'batch':>5} {'lever':<14} {'ms/clip':>9} {'min':>7} {'max|diff|':>10} {'first call s':>12}")
     results: dict[tuple[str, int, str], float] = {}
     fastest: dict[tuple[str, int, str], float] = {}  # the fastest call: what the machine's noise (one-sided) left
     diffs: dict[tuple[str, int, str], float] = {}
     for name in args.models:
+        if "plain_defaults" in levers:
+            for batch, times in plain_with_malloc_defaults(name, args).items():
+                t = statistics.median(times)
+                results[(name, batch, "plain_defaults")] = t / batch
+                fastest[(name, batch, "plain_defaults")] = min(times) / batch
+                diffs[(name, batch, "plain_defaults")] = 0.0  # the same computation as plain's
+                print(f"{name:<11} {batch:>5} {'plain_defaults':<14} {t / batch * 1e3:>9.1f} "
+                      f"{min(times) / batch * 1e3:>7.1f} {'-':>10} {'-':>12}", flush=True)
         model, runners = build_runners(name, levers, args.cache_dir)
         for batch in args.batch_sizes:
             torch.manual_seed(1)
@@ -135,7 +185,7 @@ def main() -> None:
                 fastest[(name, batch, lever)] = min(times) / batch
                 diffs[(name, batch, lever)] = diff
                 print(
-                    f"{name:<11} {batch:>5} {lever:<12} {t / batch * 1e3:>9.1f} {min(times) / batch * 1e3:>7.1f} "
+                    f"{name:<11} {batch:>5} {lever:<14} {t / batch * 1e3:>9.1f} {min(times) / batch * 1e3:>7.1f} "
                     f"{diff:>10.1e} {first:>12.1f}",
                     flush=True,
                 )
@@ -149,24 +199,26 @@ def main() -> None:
     )
     print(f"# load average at end: {os.getloadavg()[0]:.2f}")
     print(f"# floors from the best of start and end: {limits.describe()}")
-    print(f"{'model':<11} {'batch':>5} {'lever':<12} {'ms/clip':>9} {'vs plain':>9} {'vs floor':>9} {'min':>6} "
-          f"{'max|diff|':>10}")
+    print(f"{'model':<11} {'batch':>5} {'lever':<14} {'ms/clip':>9} {'vs plain':>9} {'vs glibc':>9} {'vs floor':>9} "
+          f"{'min':>6} {'max|diff|':>10}")
     for name in args.models:
         for batch in args.batch_sizes:
             floor = model_floor(meta_model(name), limits, args.frames, args.size, batch)
             floor16 = model_floor(meta_model(name), limits, args.frames, args.size, batch, torch.bfloat16)
             print(
-                f"{name:<11} {batch:>5} {'floor':<12} {floor.roofline_s * 1e3:>9.1f}   "
+                f"{name:<11} {batch:>5} {'floor':<14} {floor.roofline_s * 1e3:>9.1f}   "
                 f"(float32: compute {floor.compute_s * 1e3:.1f} ms, memory {floor.memory_s * 1e3:.1f} ms; "
                 f"bfloat16 roofline {floor16.roofline_s * 1e3:.1f} ms)"
             )
             plain = results.get((name, batch, "plain"))
+            plain_defaults = results.get((name, batch, "plain_defaults"))
             for lever in levers:
                 per_clip, best = results[(name, batch, lever)], fastest[(name, batch, lever)]
                 ref_floor = floor16 if lever in BF16_LEVERS else floor
                 print(
-                    f"{name:<11} {batch:>5} {lever:<12} {per_clip * 1e3:>9.1f} "
+                    f"{name:<11} {batch:>5} {lever:<14} {per_clip * 1e3:>9.1f} "
                     + (f"{plain / per_clip:>8.2f}x " if plain else f"{'-':>9} ")
+                    + (f"{plain_defaults / per_clip:>8.2f}x " if plain_defaults else f"{'-':>9} ")
                     + f"{per_clip / ref_floor.roofline_s:>8.2f}x {best / ref_floor.roofline_s:>5.2f}x "
                     + f"{diffs[(name, batch, lever)]:>10.1e}"
                     + (
