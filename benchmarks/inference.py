@@ -63,7 +63,7 @@ BF16_LEVERS = ("bf16", "kernels_bf16")
 PREPARED = ("cl_fold", "fast", "compiled", "kernels")  # float32 preparations of vov3d
 
 
-def plain_with_malloc_defaults(name: str, args) -> dict[int, list[float]]:
+def plain_with_malloc_defaults(name: str, args: argparse.Namespace) -> dict[int, list[float]]:
     """The ``plain`` lever's call times for each batch size, timed by this script in a child process that leaves
     glibc malloc at its defaults (``keep_freed_memory`` is process-wide and cannot be undone)."""
     command = [
@@ -77,7 +77,7 @@ def plain_with_malloc_defaults(name: str, args) -> dict[int, list[float]]:
     return {cell["batch"]: cell["times"] for cell in map(json.loads, result.stdout.splitlines())}
 
 
-def time_plain_cells(args) -> None:
+def time_plain_cells(args: argparse.Namespace) -> None:
     """``--child-plain``: one JSON line per batch size with the plain model's call times, nothing else."""
     for name in args.models:
         torch.manual_seed(0)
@@ -157,14 +157,14 @@ def main() -> None:
     print(f"{'model':<11} {'batch':>5} {'lever':<14} {'ms/clip':>9} {'min':>7} {'max|diff|':>10} {'first call s':>12}")
     results: dict[tuple[str, int, str], float] = {}
     fastest: dict[tuple[str, int, str], float] = {}  # the fastest call: what the machine's noise (one-sided) left
-    diffs: dict[tuple[str, int, str], float] = {}
+    diffs: dict[tuple[str, int, str], float | None] = {}  # None: not compared (plain_defaults runs plain)
     for name in args.models:
         if "plain_defaults" in levers:
             for batch, times in plain_with_malloc_defaults(name, args).items():
                 t = statistics.median(times)
                 results[(name, batch, "plain_defaults")] = t / batch
                 fastest[(name, batch, "plain_defaults")] = min(times) / batch
-                diffs[(name, batch, "plain_defaults")] = 0.0  # the same computation as plain's
+                diffs[(name, batch, "plain_defaults")] = None
                 print(f"{name:<11} {batch:>5} {'plain_defaults':<14} {t / batch * 1e3:>9.1f} "
                       f"{min(times) / batch * 1e3:>7.1f} {'-':>10} {'-':>12}", flush=True)
         model, runners = build_runners(name, levers, args.cache_dir)
@@ -215,12 +215,13 @@ def main() -> None:
             for lever in levers:
                 per_clip, best = results[(name, batch, lever)], fastest[(name, batch, lever)]
                 ref_floor = floor16 if lever in BF16_LEVERS else floor
+                diff = diffs[(name, batch, lever)]
                 print(
                     f"{name:<11} {batch:>5} {lever:<14} {per_clip * 1e3:>9.1f} "
                     + (f"{plain / per_clip:>8.2f}x " if plain else f"{'-':>9} ")
                     + (f"{plain_defaults / per_clip:>8.2f}x " if plain_defaults else f"{'-':>9} ")
                     + f"{per_clip / ref_floor.roofline_s:>8.2f}x {best / ref_floor.roofline_s:>5.2f}x "
-                    + f"{diffs[(name, batch, lever)]:>10.1e}"
+                    + (f"{diff:>10.1e}" if diff is not None else f"{'-':>10}")
                     + (
                         f"   ({per_clip / floor.compute_s:.2f}x the float32 compute floor, "
                         f"{floor.compute_s * 1e3:.1f} ms; fastest call {best / floor.compute_s:.2f}x)"
