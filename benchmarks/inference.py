@@ -63,6 +63,18 @@ BF16_LEVERS = ("bf16", "kernels_bf16")
 PREPARED = ("cl_fold", "fast", "compiled", "kernels")  # float32 preparations of vov3d
 
 
+def plain_model(name: str) -> torch.nn.Module:
+    """The model every lever runs, built with ``torch.manual_seed(0)`` (so compiled packages are reused)."""
+    torch.manual_seed(0)
+    return vov3d.create_model(name).eval()
+
+
+def clip_input(args: argparse.Namespace, batch: int) -> torch.Tensor:
+    """The input every lever of a cell gets, in this process and in the plain_defaults child."""
+    torch.manual_seed(1)
+    return torch.randn(batch, 3, args.frames, args.size, args.size)
+
+
 def plain_with_malloc_defaults(name: str, args: argparse.Namespace) -> dict[int, list[float]]:
     """The ``plain`` lever's call times for each batch size, timed by this script in a child process that leaves
     glibc malloc at its defaults (``keep_freed_memory`` is process-wide and cannot be undone)."""
@@ -80,19 +92,16 @@ def plain_with_malloc_defaults(name: str, args: argparse.Namespace) -> dict[int,
 def time_plain_cells(args: argparse.Namespace) -> None:
     """``--child-plain``: one JSON line per batch size with the plain model's call times, nothing else."""
     for name in args.models:
-        torch.manual_seed(0)
-        model = vov3d.create_model(name).eval()
+        model = plain_model(name)
         for batch in args.batch_sizes:
-            torch.manual_seed(1)
-            x = torch.randn(batch, 3, args.frames, args.size, args.size)
+            x = clip_input(args, batch)
             with torch.inference_mode():
                 times = time_calls(lambda: model(x), warmup=1, iters=args.iters, min_seconds=args.min_seconds)
             print(json.dumps({"model": name, "batch": batch, "times": times}), flush=True)
 
 
 def build_runners(name: str, levers: list[str], cache_dir: str | None) -> tuple[torch.nn.Module, dict]:
-    torch.manual_seed(0)
-    model = vov3d.create_model(name).eval()
+    model = plain_model(name)
     runners: dict[str, object] = {}
     for lever in levers:
         if lever == "plain_defaults":
@@ -169,8 +178,7 @@ def main() -> None:
                       f"{min(times) / batch * 1e3:>7.1f} {'-':>10} {'-':>12}", flush=True)
         model, runners = build_runners(name, levers, args.cache_dir)
         for batch in args.batch_sizes:
-            torch.manual_seed(1)
-            x = torch.randn(batch, 3, args.frames, args.size, args.size)
+            x = clip_input(args, batch)
             with torch.inference_mode():
                 reference = model(x)
             for lever, runner in runners.items():
