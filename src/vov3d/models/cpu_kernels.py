@@ -159,29 +159,25 @@ def has_bf16(lib: ctypes.CDLL) -> bool:
         return lib._vov3d_has_bf16
 
 
-def _check(name: str, t: torch.Tensor, shape: tuple[int, ...] | None = None, contiguous: bool = True) -> None:
+_DTYPES = (torch.float32, torch.bfloat16)  # by the kernels' 0/1 bfloat16 flags
+_FLOAT32 = (torch.float32,)
+
+
+def _check(
+    name: str, t: torch.Tensor, shape: tuple[int, ...] | None = None, contiguous: bool = True,
+    dtypes: tuple[torch.dtype, ...] = _FLOAT32,
+) -> int:
+    """A CPU tensor of one of ``dtypes`` (float32 first), contiguous unless told, of ``shape`` if given; returns 1
+    if it is bfloat16 (the kernels' flag), else 0."""
     # is_cpu, not device.type, and shape compared as it is: these checks run on every kernel call.
-    if t.dtype != torch.float32 or not t.is_cpu:
-        raise ValueError(f"{name}: expected a float32 CPU tensor, got {t.dtype} on {t.device}")
+    if t.dtype not in dtypes or not t.is_cpu:
+        kinds = " or ".join(str(dt).removeprefix("torch.") for dt in dtypes)
+        raise ValueError(f"{name}: expected a {kinds} CPU tensor, got {t.dtype} on {t.device}")
     if contiguous and not t.is_contiguous():
         raise ValueError(f"{name}: expected a contiguous tensor")
     if shape is not None and t.shape != shape:
         raise ValueError(f"{name}: expected shape {shape}, got {tuple(t.shape)}")
-
-
-def _check_bf16_or_f32(name: str, t: torch.Tensor, shape: tuple[int, ...] | None = None) -> int:
-    """``_check`` for a contiguous float32 or bfloat16 tensor; returns 1 if it is bfloat16, else 0."""
-    if t.dtype != torch.bfloat16:
-        _check(name, t, shape)
-        return 0
-    if not t.is_cpu or not t.is_contiguous():
-        raise ValueError(f"{name}: expected a contiguous CPU tensor, got strides {t.stride()} on {t.device}")
-    if shape is not None and t.shape != shape:
-        raise ValueError(f"{name}: expected shape {shape}, got {tuple(t.shape)}")
-    return 1
-
-
-_DTYPES = (torch.float32, torch.bfloat16)  # by the kernels' 0/1 bfloat16 flags
+    return int(t.dtype == torch.bfloat16)
 
 
 def _ptr(t: torch.Tensor | None) -> int | None:
@@ -306,7 +302,7 @@ def d2plus1d(
     ``band`` output rows per task (default ``band_rows``). Returns (1, T, Ho, Wo, dim) and, if ``frame_sums``, the
     (bands, T, dim) sums of the output over each band of each frame (before Swish; ``.sum(0)`` gives the frame
     sums). ``coarse_silu`` and ``out_dtype`` as in ``depthwise_st``."""
-    x_bf16 = _check_bf16_or_f32("x", x)
+    x_bf16 = _check("x", x, dtypes=_DTYPES)
     if x.dim() != 5 or x.shape[0] != 1:
         raise ValueError(f"x: expected one clip (1, T, H, W, C), got shape {tuple(x.shape)}")
     _, t, h, w, cin = x.shape
@@ -373,11 +369,13 @@ def stem(
     return y
 
 
-def _rows(name: str, m: torch.Tensor, shape: tuple[int, int]) -> None:
-    _check(name, m, contiguous=False)
+def _rows(name: str, m: torch.Tensor, shape: tuple[int, int], dtypes: tuple[torch.dtype, ...] = _FLOAT32) -> int:
+    """``_check`` for a (rows, columns) matrix whose rows are contiguous (any row stride); returns its flag."""
+    bf16 = _check(name, m, contiguous=False, dtypes=dtypes)
     strides = m.stride()
     if m.shape != shape or strides[1] != 1 or strides[0] < shape[1]:
         raise ValueError(f"{name}: expected a {shape} matrix with contiguous rows, got shape {tuple(m.shape)}")
+    return bf16
 
 
 def pack_weight(
@@ -427,19 +425,6 @@ def _check_bf16_input(parts: list[torch.Tensor], weight: torch.Tensor) -> None:
                              f"got shape {tuple(a.shape)}, strides {a.stride()} on {a.device}")
     if weight.dtype != torch.bfloat16:
         raise ValueError("a: a bfloat16 input needs a bfloat16 weight (pack_weight)")
-
-
-def _rows_of(name: str, m: torch.Tensor, shape: tuple[int, int], dtypes: tuple[torch.dtype, ...]) -> int:
-    """``_rows`` for a matrix of one of ``dtypes`` (float32 first); returns 1 if it is bfloat16, else 0."""
-    if m.dtype == torch.float32:
-        _rows(name, m, shape)
-        return 0
-    if m.dtype not in dtypes or not m.is_cpu:
-        raise ValueError(f"{name}: expected one of {', '.join(map(str, dtypes))} on the CPU, "
-                         f"got {m.dtype} on {m.device}")
-    if m.shape != shape or m.stride(1) != 1 or m.stride(0) < shape[1]:
-        raise ValueError(f"{name}: expected a {shape} matrix with contiguous rows, got shape {tuple(m.shape)}")
-    return 1
 
 
 def gemm(
@@ -499,8 +484,8 @@ def gemm(
     _check("bias", bias, (padded,))
     if scale is not None:
         _check("scale", scale, (k,))
-    io_dtypes = (torch.float32, torch.bfloat16) if bf16 else (torch.float32,)  # bfloat16 only with bf16 products
-    res_bf16 = 0 if residual is None else _rows_of("residual", residual, (rows, n), io_dtypes)
+    io_dtypes = _DTYPES if bf16 else _FLOAT32  # bfloat16 only with bf16 products
+    res_bf16 = 0 if residual is None else _rows("residual", residual, (rows, n), io_dtypes)
     if out_dtype not in io_dtypes:
         raise ValueError(f"out_dtype: expected {' or '.join(map(str, io_dtypes))} (bfloat16 needs a bfloat16 weight), "
                          f"got {out_dtype}")
@@ -508,7 +493,7 @@ def gemm(
         out = torch.empty(rows, n, dtype=out_dtype)
     if out.dtype != out_dtype:
         raise ValueError(f"out: expected {out_dtype} (out_dtype), got {out.dtype}")
-    _rows_of("out", out, (rows, n), io_dtypes)
+    _rows("out", out, (rows, n), io_dtypes)
     nparts = len(parts)
     lib.vov3d_gemm(
         (ctypes.c_void_p * nparts)(*ptrs), (ctypes.c_long * nparts)(*strides), (ctypes.c_int * nparts)(*widths), nparts,
@@ -596,12 +581,12 @@ def d2plus1d_layer(
     ``band_rows`` tasks), ``se_gate`` and ``gemm`` made one by one, without the Python between them (about 30 µs
     per layer from Python, 4 µs in one call)."""
     t, h, w = grid
-    if _check_bf16_or_f32("x", x, (t * h * w, weights.cin)) != weights.in_bf16:
+    if _check("x", x, (t * h * w, weights.cin), dtypes=_DTYPES) != weights.in_bf16:
         raise ValueError(f"x: expected {_DTYPES[weights.in_bf16]} (layer_weights' in_dtype), got {x.dtype}")
     ho, wo = (h - 1) // weights.stride + 1, (w - 1) // weights.stride + 1
     if out is None:
         out = torch.empty(t * ho * wo, weights.cout, dtype=_DTYPES[weights.out_bf16])
-    if _check_bf16_or_f32("out", out, (t * ho * wo, weights.cout)) != weights.out_bf16:
+    if _check("out", out, (t * ho * wo, weights.cout), dtypes=_DTYPES) != weights.out_bf16:
         raise ValueError(f"out: expected {_DTYPES[weights.out_bf16]} (layer_weights' out_dtype), got {out.dtype}")
     lib.vov3d_d2plus1d_layer(ctypes.byref(weights), x.data_ptr(), t, h, w, one_pass_bytes, band_rows(ho),
                              out.data_ptr())

@@ -236,7 +236,6 @@ void vov3d_depthwise_st(const float *x, const float *wt, int kt, const float *ws
  * 8-row by 32-column block of C in registers (8 x 2 vectors) while it runs over K. */
 #define GEMM_MR 8
 
-
 static inline vf8 relu8(vf8 v) {
     vf8 zero = (vf8){0};
     return (vf8)(~(__typeof__(v < zero))(v < zero) & (__typeof__(v < zero))v);
@@ -488,10 +487,9 @@ static inline void pre_f32(const float *src, int n, const float *scale, float *d
 #endif
 }
 
-/* Where row `row` of A's segment i starts (see vov3d_gemm's group). */
-static inline const float *row_source(const float *const *A, const long *lda, long group, long group_stride, int i,
-                                      long row) {
-    return group && !i ? A[0] + row / group * group_stride + row % group * lda[0] : A[i] + row * lda[i];
+/* Where row `row` of A's segment i starts, in elements from A[i] (see vov3d_gemm's group). */
+static inline long row_offset(const long *lda, long group, long group_stride, int i, long row) {
+    return group && !i ? row / group * group_stride + row % group * lda[0] : row * lda[i];
 }
 
 /* B is float32 (K, ldb), or bf16 pairs ((K + 1) / 2, ldb, 2) when bf16 (only in a build with HAVE_BF16).
@@ -523,13 +521,9 @@ void vov3d_gemm(const void *const *A, const long *lda, const int *ka, int nseg, 
                 if (!in_place || mr < GEMM_MR) { /* segments side by side, zero rows and a zero after an odd K */
                     memset(buf16, 0, sizeof(uint16_t) * (size_t)GEMM_MR * kp);
                     for (int r = 0; r < mr; r++)
-                        for (int i = 0, k0 = 0; i < nseg; k0 += ka[i], i++) {
-                            const long row = r0 + r;
-                            const long at = group && !i ? row / group * group_stride + row % group * lda[0]
-                                                        : row * lda[i];
-                            copy_bf16((const uint16_t *)A[i] + at, ka[i], scale ? scale + k0 : NULL,
-                                      buf16 + (long)r * kp + k0);
-                        }
+                        for (int i = 0, k0 = 0; i < nseg; k0 += ka[i], i++)
+                            copy_bf16((const uint16_t *)A[i] + row_offset(lda, group, group_stride, i, r0 + r),
+                                      ka[i], scale ? scale + k0 : NULL, buf16 + (long)r * kp + k0);
                     a = buf16;
                 }
                 const epilogue e = {bias, res ? element(res, r0 * ldr, res_bf16) : NULL, ldr, res_bf16, relu,
@@ -560,7 +554,7 @@ void vov3d_gemm(const void *const *A, const long *lda, const int *ka, int nseg, 
                         continue;
                     }
                     for (int i = 0, k0 = 0; i < nseg; k0 += ka[i], i++)
-                        pre_bf16(row_source((const float *const *)A, lda, group, group_stride, i, r0 + r), ka[i],
+                        pre_bf16((const float *)A[i] + row_offset(lda, group, group_stride, i, r0 + r), ka[i],
                                  scale ? scale + k0 : NULL, dst + k0);
                     if (K % 2) dst[K] = 0;
                 }
@@ -581,7 +575,7 @@ void vov3d_gemm(const void *const *A, const long *lda, const int *ka, int nseg, 
                         continue;
                     }
                     for (int i = 0, k0 = 0; i < nseg; k0 += ka[i], i++)
-                        pre_f32(row_source((const float *const *)A, lda, group, group_stride, i, r0 + r), ka[i],
+                        pre_f32((const float *)A[i] + row_offset(lda, group, group_stride, i, r0 + r), ka[i],
                                 scale ? scale + k0 : NULL, dst + k0);
                 }
                 a = buf;
