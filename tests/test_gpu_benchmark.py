@@ -2,9 +2,9 @@
 had no GPU to run on; it runs its whole measurement on the CPU at a tiny size here, so that it works when one is
 lent.
 
-The size is 4x64²: at 2x32² the last stage's BatchNorm normalises 2 values per channel (batch 2, one frame
-and one pixel each), which amplifies bfloat16 rounding so much that a bfloat16 gradient's cosine distance from
-float32's reached 0.05, half the tolerance; at 4x64² it is 6e-4 to 3e-3."""
+The size is 4x64²: at 2x32² the last stage's BatchNorm normalises 4 values per channel (batch 2, two
+frames of one pixel; 32 at 4x64²), which amplifies bfloat16 rounding so much that a bfloat16 gradient's
+cosine distance from float32's reached 0.05, half the tolerance; at 4x64² it is 6e-4 to 3e-3."""
 
 from __future__ import annotations
 
