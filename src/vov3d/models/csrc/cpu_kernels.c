@@ -350,6 +350,13 @@ typedef struct {
     int out_bf16;
 } epilogue;
 
+/* The epilogue of the rows from r0 on of a product whose C (and Res, if any) have the given row strides. */
+static inline epilogue rows_epilogue(const float *bias, const void *res, long ldr, int res_bf16, int relu, void *C,
+                                     long ldc, int out_bf16, long r0) {
+    return (epilogue){bias, res ? element(res, r0 * ldr, res_bf16) : NULL, ldr, res_bf16, relu,
+                      (void *)element(C, r0 * ldc, out_bf16), ldc, out_bf16};
+}
+
 /* out[0:16] = post(v + res[0:16]) as the epilogue says, for row r and column c of C. */
 static inline void store16_io(vf16 v, const epilogue *e, int r, int c) {
     if (e->res)
@@ -367,8 +374,9 @@ static inline void store8_io(vf8 v, int nc, const epilogue *e, int r, int c) {
     const __mmask8 m = (__mmask8)((1u << nc) - 1);
     if (e->res) {
         const void *res = element(e->res, r * e->ldr + c, e->res_bf16);
-        const __m256i wide = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_maskz_loadu_epi16(m, res)), 16);
-        v += e->res_bf16 ? (vf8)_mm256_castsi256_ps(wide) : (vf8)_mm256_maskz_loadu_ps(m, res);
+        v += e->res_bf16
+                 ? (vf8)_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_maskz_loadu_epi16(m, res)), 16))
+                 : (vf8)_mm256_maskz_loadu_ps(m, res);
     }
     if (e->relu) v = (vf8)_mm256_max_ps(_mm256_setzero_ps(), (__m256)v);
     if (e->out_bf16)
@@ -526,8 +534,7 @@ void vov3d_gemm(const void *const *A, const long *lda, const int *ka, int nseg, 
                                       ka[i], scale ? scale + k0 : NULL, buf16 + (long)r * kp + k0);
                     a = buf16;
                 }
-                const epilogue e = {bias, res ? element(res, r0 * ldr, res_bf16) : NULL, ldr, res_bf16, relu,
-                                    (void *)element(C, r0 * ldc, out_bf16), ldc, out_bf16};
+                const epilogue e = rows_epilogue(bias, res, ldr, res_bf16, relu, C, ldc, out_bf16, r0);
                 gemm_block_bf16((const uint32_t *)a, kp / 2, (const uint16_t *)B, ldb, N, &e, mr);
             }
             free(buf16);
@@ -558,8 +565,7 @@ void vov3d_gemm(const void *const *A, const long *lda, const int *ka, int nseg, 
                                  scale ? scale + k0 : NULL, dst + k0);
                     if (K % 2) dst[K] = 0;
                 }
-                const epilogue e = {bias, res ? element(res, r0 * ldr, res_bf16) : NULL, ldr, res_bf16, relu,
-                                    (void *)element(C, r0 * ldc, out_bf16), ldc, out_bf16};
+                const epilogue e = rows_epilogue(bias, res, ldr, res_bf16, relu, C, ldc, out_bf16, r0);
                 gemm_block_bf16((const uint32_t *)buf16, kp / 2, (const uint16_t *)B, ldb, N, &e, mr);
                 continue;
             }

@@ -14,17 +14,21 @@ static inline vf16 select16(vu16 mask, vf16 a, vf16 b) { return (vf16)((mask & (
 
 #ifdef __AVX512F__
 #include <immintrin.h>
+/* t - floor(t), in [0, 1): one `reduce` with AVX512DQ. */
+static inline __m512 fraction16(__m512 t) {
+#ifdef __AVX512DQ__
+    return _mm512_reduce_ps(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+#else
+    return _mm512_sub_ps(t, _mm512_roundscale_ps(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC));
+#endif
+}
 /* The logistic sigmoid of 16 floats with AVX-512, relative error about 3e-7 (plus |v| * 6e-8 from rounding
  * t below): exp(-v) = 2^t, t = -v log2(e) (clamped to 126: 2^t stays finite), as 2^floor(t) (scalef floors
  * its exponent) times a degree-5 fit of 2^f on [0, 1), f = t - floor(t) (1.6e-7); 1 / (1 + exp(-v)) by the
  * 14-bit reciprocal estimate and one Newton step: 13 instructions (19 with the usual Cody-Waite reduction). */
 static inline vf16 sigmoid16(vf16 v) {
     const __m512 t = _mm512_min_ps(_mm512_mul_ps((__m512)v, _mm512_set1_ps(-1.44269504f)), _mm512_set1_ps(126.0f));
-#ifdef __AVX512DQ__
-    const __m512 f = _mm512_reduce_ps(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-#else
-    const __m512 f = _mm512_sub_ps(t, _mm512_roundscale_ps(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC));
-#endif
+    const __m512 f = fraction16(t);
     __m512 p = _mm512_fmadd_ps(f, _mm512_set1_ps(1.877576695e-3f), _mm512_set1_ps(8.989340626e-3f));
     p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.582631752e-2f));
     p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.401536107e-1f));
@@ -42,11 +46,7 @@ static inline vf16 silu16(vf16 v) { return (vf16)_mm512_mul_ps((__m512)v, (__m51
  * 2^t overflows to inf for v < -88 and the result is then v * 0 = -0, Swish's limit. */
 static inline vf16 silu16_coarse(vf16 v) {
     const __m512 t = _mm512_mul_ps((__m512)v, _mm512_set1_ps(-1.44269504f));
-#ifdef __AVX512DQ__
-    const __m512 f = _mm512_reduce_ps(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-#else
-    const __m512 f = _mm512_sub_ps(t, _mm512_roundscale_ps(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC));
-#endif
+    const __m512 f = fraction16(t);
     __m512 p = _mm512_fmadd_ps(f, _mm512_set1_ps(0.0780245200f), _mm512_set1_ps(0.226067200f));
     p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.695833470f));
     p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.999925220f));
