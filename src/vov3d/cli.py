@@ -52,12 +52,12 @@ def _cmd_data_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_check(args: argparse.Namespace) -> int:
-    from vov3d.data.check import check_dataset, open_dataset
+    from vov3d.data.check import check_splits
 
     failed = False
-    for split in args.split:
-        dataset = open_dataset(args.data_dir, args.format, split, seed=args.seed)
-        summary = check_dataset(dataset, batch_size=args.batch_size, num_workers=args.workers)
+    for summary in check_splits(
+        args.format, args.data_dir, args.split, seed=args.seed, batch_size=args.batch_size, num_workers=args.workers
+    ):
         print(json.dumps(summary))
         failed = failed or summary["bad_videos"] > 0
     return 1 if failed else 0

@@ -2,8 +2,8 @@
 
 Spec §8. Light to import: names below load their module on first use.
 
-    from vov3d.data import Kinetics, ClipParams, build_loader
-    ds = Kinetics("data/k400", "train", ClipParams(), seed=0)
+    from vov3d.data import build_dataset, build_loader, set_epoch
+    ds = build_dataset("kinetics", "data/k400", "train", seed=0)  # or Kinetics(...), SomethingSomething(...)
     loader = build_loader(ds, 16, shuffle=True, drop_last=True, num_workers=8, seed=0)
     for epoch in range(epochs):
         set_epoch(loader, epoch)
@@ -23,6 +23,8 @@ _EXPORTS = {
     "Kinetics": "kinetics",
     "SomethingSomething": "something",
     "VideoReader": "decoder",
+    "build_dataset": "build",
+    "DATASET_FORMATS": "build",
     "build_loader": "loader",
     "set_epoch": "loader",
     "count_failures": "loader",

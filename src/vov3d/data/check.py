@@ -9,33 +9,27 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Sequence
 
+from vov3d.data.build import build_dataset
 from vov3d.data.clip_dataset import ClipDataset
 from vov3d.data.loader import build_loader, set_epoch
-from vov3d.data.params import KINETICS_PARAMS, SOMETHING_PARAMS
-
-DATASET_FORMATS = ("kinetics", "ssv1", "ssv2", "ssv2-video")
 
 
-def open_dataset(data_dir: str | Path, dataset_format: str, split: str, **kwargs: Any) -> ClipDataset:
-    """A dataset of one of ``DATASET_FORMATS`` with the original's clip parameters for it.
-
-    ``ssv2-video`` reads the ``.webm`` files directly; ``ssv1``/``ssv2`` read extracted frames.
-    Keyword arguments go to the dataset class (e.g. ``params``, ``seed``, ``on_error``).
-    """
-    if dataset_format == "kinetics":
-        from vov3d.data.kinetics import Kinetics
-
-        return Kinetics(data_dir, split, kwargs.pop("params", KINETICS_PARAMS), **kwargs)
-    if dataset_format in ("ssv1", "ssv2", "ssv2-video"):
-        from vov3d.data.something import SomethingSomething
-
-        version = 1 if dataset_format == "ssv1" else 2
-        source = "video" if dataset_format == "ssv2-video" else "frames"
-        params = kwargs.pop("params", SOMETHING_PARAMS)
-        return SomethingSomething(data_dir, split, params, version=version, source=source, **kwargs)
-    raise ValueError(f"unknown dataset format {dataset_format!r}; expected one of {', '.join(DATASET_FORMATS)}")
+def check_splits(
+    dataset_format: str,
+    data_dir: str | Path,
+    splits: Sequence[str] = ("train", "val", "test"),
+    *,
+    path_prefix: str | Path = "",
+    seed: int = 0,
+    batch_size: int = 8,
+    num_workers: int = 2,
+) -> Iterator[dict[str, Any]]:
+    """The :func:`check_dataset` summary of each split, opened with :func:`build_dataset`."""
+    for split in splits:
+        dataset = build_dataset(dataset_format, data_dir, split, seed=seed, path_prefix=path_prefix)
+        yield check_dataset(dataset, batch_size=batch_size, num_workers=num_workers)
 
 
 def check_dataset(dataset: ClipDataset, batch_size: int = 8, num_workers: int = 2) -> dict[str, Any]:
