@@ -43,7 +43,7 @@ def test_original_file_format_round_trips_bit_exactly(tmp_path):
     fresh = vov3d.create_model("vov3d_m_v2", num_classes=174)
     vov3d.load_checkpoint(fresh, ours)
     assert _same(fresh.state_dict(), state)
-    assert not list(tmp_path.glob("*.tmp"))  # the atomic write left nothing behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_epoch_00010.pyth", "ours.pyth"]  # no temporaries
 
 
 def test_bare_and_ddp_prefixed_state_dicts_load(tmp_path):
@@ -115,3 +115,62 @@ def test_missing_file_and_non_tensor_entries(tmp_path):
     torch.save({"model_state": {"head.projection.weight": [1, 2]}}, tmp_path / "odd.pyth")
     with pytest.raises(CheckpointError, match="'head.projection.weight' is a list, not a tensor"):
         vov3d.load_checkpoint(model, tmp_path / "odd.pyth")
+
+
+def test_a_failed_save_leaves_the_previous_file_whole(tmp_path):
+    model = vov3d.create_model("x3d_m", num_classes=5)
+    path = vov3d.save_checkpoint(tmp_path / "last.pyth", model, epoch=3)
+    before = path.read_bytes()
+    with pytest.raises(Exception):  # a lambda cannot be pickled: torch.save fails half-way through
+        vov3d.save_checkpoint(path, model, epoch=4, extra={"hook": lambda: None})
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pyth"]
+    assert read_checkpoint(path)["epoch"] == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# atomic_write / atomic_output_path (vov3d/utils/atomic.py), the writer save_checkpoint uses.
+
+
+def test_atomic_write_text_and_bytes(tmp_path):
+    from vov3d.utils.atomic import atomic_write
+
+    with atomic_write(tmp_path / "sub" / "a.csv", "w") as f:  # the folder is created
+        f.write("vidéo 1\nb 2\n")
+    assert (tmp_path / "sub" / "a.csv").read_bytes() == "vidéo 1\nb 2\n".encode("utf-8")
+    with atomic_write(tmp_path / "sub" / "a.csv") as f:  # replaces
+        f.write(b"\x00\x01")
+    assert (tmp_path / "sub" / "a.csv").read_bytes() == b"\x00\x01"
+    assert (tmp_path / "sub" / "a.csv").stat().st_mode & 0o777 == 0o666 & ~_umask()
+    with pytest.raises(ValueError, match="mode must be one of wb, w, wt, got 'a'"):
+        atomic_write(tmp_path / "b", "a").__enter__()
+
+
+def test_atomic_output_path_for_a_program_that_writes_by_name(tmp_path):
+    import subprocess
+    import sys
+
+    from vov3d.utils.atomic import atomic_output_path
+
+    target = tmp_path / "lib.so"
+    target.write_bytes(b"old")
+    with atomic_output_path(target) as tmp:
+        assert tmp.parent == tmp_path and tmp.suffix == ".so" and target.read_bytes() == b"old"
+        subprocess.run([sys.executable, "-c", f"open({str(tmp)!r}, 'wb').write(b'new')"], check=True)
+    assert target.read_bytes() == b"new"
+    with pytest.raises(FileNotFoundError, match="nothing was written"):
+        with atomic_output_path(target):
+            pass  # the program wrote nothing: the old file stays
+    with pytest.raises(RuntimeError):
+        with atomic_output_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("the compiler failed")
+    assert target.read_bytes() == b"new" and [p.name for p in tmp_path.iterdir()] == ["lib.so"]
+
+
+def _umask() -> int:
+    import os
+
+    current = os.umask(0)
+    os.umask(current)
+    return current

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 from torch import nn
+
+from vov3d.utils.atomic import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -199,7 +200,6 @@ def save_checkpoint(
     strings, lists and dicts of them) that ``torch.load(weights_only=True)`` can read.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     target = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
     obj: dict[str, Any] = {"model_state": target.state_dict()}
     if optimizer is not None:
@@ -209,15 +209,6 @@ def save_checkpoint(
     if cfg is not None:
         obj["cfg"] = cfg
     obj.update(extra or {})
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:
+        torch.save(obj, f)
     return path

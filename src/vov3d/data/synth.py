@@ -34,6 +34,7 @@ from vov3d.data.synth_render import (
     SceneObject,
     Timing,
 )
+from vov3d.utils.atomic import atomic_output_path, atomic_write
 
 CLASS_TEMPLATES = (
     "Moving [something] from left to right",
@@ -393,8 +394,9 @@ def _encode(path: Path, frames: np.ndarray, fps: int, codec: str, options: dict[
     import av
 
     height, width = frames.shape[1:3]
-    tmp = path.with_name(path.name + ".part")
-    with av.open(str(tmp), "w", format=path.suffix[1:], options={"fflags": "+bitexact"}) as container:
+    with atomic_output_path(path) as tmp, av.open(
+        str(tmp), "w", format=path.suffix[1:], options={"fflags": "+bitexact"}
+    ) as container:
         stream = container.add_stream(codec, rate=fps, options=options)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.thread_count = 1
@@ -405,7 +407,6 @@ def _encode(path: Path, frames: np.ndarray, fps: int, codec: str, options: dict[
             frame.time_base = Fraction(1, fps)
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
-    os.replace(tmp, path)
 
 
 def _x264_options() -> dict[str, str]:
@@ -489,10 +490,9 @@ def _write_video(job: _VideoJob) -> list[str]:
 
 
 def _write_text(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8", newline="\n")
-    os.replace(tmp, path)
+    """Write UTF-8 text atomically, so a reader never sees half a file."""
+    with atomic_write(path, "w") as f:
+        f.write(text)
 
 
 @dataclass(frozen=True)
