@@ -21,6 +21,7 @@ pass a local file instead. Licence of the weights: CC-BY-NC 4.0 (the original au
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -32,7 +33,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from vov3d.checkpoint import CheckpointError, extract_state_dict, guess_model, load_checkpoint, read_checkpoint
+from vov3d.checkpoint import CheckpointError, extract_state_dict, load_checkpoint, read_checkpoint
 from vov3d.models import registry
 
 logger = logging.getLogger(__name__)
@@ -306,25 +307,28 @@ def _layout(state: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in state.items()}
 
 
+@functools.lru_cache(maxsize=32)
+def _model_layout(name: str, num_classes: int) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    # built on the CPU: faster than on the meta device, where every initialiser goes through Python
+    return tuple(_layout(registry.create_model(name, num_classes=num_classes).state_dict()).items())
+
+
 def definitions_matching(state: Mapping[str, torch.Tensor], candidates: tuple[str, ...] | None = None) -> list[str]:
     """Registered models (among ``candidates``) whose state-dict names and shapes equal ``state``'s exactly."""
     projection = state.get("head.projection.weight")
     if projection is None or projection.dim() != 2:
         return []
-    layout = _layout(state)
-    found = []
-    for name in candidates or tuple(registry.list_models()):
-        with torch.device("meta"):
-            candidate = registry.create_model(name, num_classes=projection.shape[0])
-        if _layout(candidate.state_dict()) == layout:
-            found.append(name)
-    return found
+    layout = tuple(_layout(state).items())
+    return [name for name in candidates or tuple(registry.list_models())
+            if sorted(_model_layout(name, projection.shape[0])) == sorted(layout)]
 
 
 def _definition_in_file(weights: PretrainedWeights, state: Mapping[str, torch.Tensor], path: Path) -> str:
     found = definitions_matching(state, weights.models)
     if not found:
-        hint = guess_model(state) or "it matches no registered model"
+        other = definitions_matching(state)
+        classes = state["head.projection.weight"].shape[0] if other else 0
+        hint = f"the file holds a {other[0]} with {classes} classes" if other else "it matches no registered model"
         raise PretrainedError(
             f"{path}: expected the weights of {' or '.join(weights.models)} ({weights.num_classes} classes), "
             f"but {hint}"
