@@ -6,10 +6,11 @@ Measures the Kinetics training pipeline (16 frames × 5, short-side jitter 256-3
 flip, normalise; spec §8.2/§8.4) through `build_loader` with 2 workers:
   1. on the built-in synthetic dataset (`vov3d.data.synth.generate_dataset(..., "kinetics")`);
   2. on 10 s 320p (568×320, 30 fps) h264 clips written here with PyAV (libx264 defaults);
-each against a naive reader that decodes and converts every frame of the video, then samples.
+each against a naive reader written here (a ClipDataset whose load_frames decodes and converts
+every frame of the video, then samples). Uses only vov3d's public API.
 Also times the JPEG decoders (simplejpeg vs Pillow) on SSv2-sized frames. Prints the memory
 allocator in use: glibc malloc unless LD_PRELOAD loads jemalloc or tcmalloc (with
---keep-freed-memory, glibc set to keep freed memory as vov3d.allocator does for inference).
+--keep-freed-memory, glibc set to keep freed memory as vov3d.accel.keep_freed_memory does).
 """
 
 from __future__ import annotations
@@ -27,16 +28,26 @@ import av
 import numpy as np
 import torch
 
-from vov3d.allocator import describe_allocator, keep_freed_memory
-from vov3d.data import KINETICS_PARAMS, Kinetics, build_loader, decoder, set_epoch
+from vov3d.accel import describe_allocator, keep_freed_memory
+from vov3d.data import KINETICS_PARAMS, ClipDataset, Kinetics, VideoReader, build_loader, sampling, set_epoch
 
 
-class NaiveKinetics(Kinetics):
-    """The same dataset, but every video is decoded in full and every frame converted to RGB."""
+class NaiveKinetics(ClipDataset):
+    """The videos of a Kinetics dataset read the naive way: every frame decoded and converted to
+    RGB, then the clip's frames taken (the same indices as Kinetics, spec §8.2)."""
 
-    def read_video(self, path, index_fn):
-        frames, _ = decoder.read_clip_naive(path, index_fn, threads=self.decoder_threads)
-        return frames
+    def __init__(self, kinetics: Kinetics) -> None:
+        super().__init__(kinetics.videos, kinetics.split, kinetics.params, seed=kinetics.seed)
+
+    def load_frames(self, video, temporal_view, rng):
+        p = self.params
+        with VideoReader(video.path) as reader:
+            frames = reader.read_all()
+            indices = sampling.kinetics_indices(
+                len(frames), reader.fps, p.num_frames, p.sampling_rate, p.target_fps,
+                temporal_view, self.num_temporal_views, rng,
+            )
+        return frames[indices]
 
 
 def clips_per_second(dataset, clips: int, workers: int, batch_size: int) -> tuple[float, int]:
@@ -124,7 +135,7 @@ def compare(title: str, root: Path, args) -> None:
     """Alternate the two pipelines for --rounds rounds (load drifts on a shared machine); best of each."""
     params = KINETICS_PARAMS
     ours = Kinetics(root, "train", params)
-    naive = NaiveKinetics(root, "train", params)
+    naive = NaiveKinetics(ours)
     fast, slow, bad = [], [], 0
     for _ in range(args.rounds):
         for dataset, results in ((ours, fast), (naive, slow)):
@@ -149,7 +160,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--skip-synth", action="store_true", help="skip the built-in dataset")
     parser.add_argument("--keep-freed-memory", action="store_true",
-                        help="call vov3d.allocator.keep_freed_memory() first (glibc: no mmap, no trim)")
+                        help="call vov3d.accel.keep_freed_memory() first (glibc: no mmap, no trim)")
     args = parser.parse_args()
     if args.keep_freed_memory:
         keep_freed_memory()
@@ -167,10 +178,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if not args.skip_synth:
-            from vov3d.data import synth
+            from vov3d.data.synth import generate_dataset
 
             t = time.perf_counter()
-            synth.generate_dataset(tmp / "synth", formats="kinetics", seed=0)
+            generate_dataset(tmp / "synth", formats="kinetics", seed=0)
             print(f"built-in dataset written in {time.perf_counter() - t:.1f} s")
             compare("built-in synthetic dataset (kinetics format)", tmp / "synth" / "kinetics", args)
         t = time.perf_counter()

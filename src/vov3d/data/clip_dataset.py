@@ -53,7 +53,7 @@ Item = tuple[torch.Tensor, int, int, dict[str, Any]]
 
 
 class ClipDataset(Dataset):
-    """Base class: subclasses set ``videos`` and implement :meth:`_load_frames`.
+    """Base class: subclasses set ``videos`` and implement :meth:`load_frames`.
 
     on_error: "replace" (default for train: a bad sample is logged, counted and replaced by a
     random other video, at most 10 tries in a row), "report" (default for val/test: the item is a
@@ -109,8 +109,13 @@ class ClipDataset(Dataset):
         """Temporal view of the val split: 0 (of 1) = deterministic; RANDOM for Kinetics."""
         return 0
 
-    def _load_frames(self, video: Video, temporal_view: int, rng: np.random.Generator) -> np.ndarray:
-        """The clip's frames as uint8 (T, H, W, 3) RGB; raise MediaError for bad data."""
+    def load_frames(self, video: Video, temporal_view: int, rng: np.random.Generator) -> np.ndarray:
+        """The clip's frames as uint8 (T, H, W, 3) RGB; raise MediaError for bad data.
+
+        The one method a new dataset implements. temporal_view: ``sampling.RANDOM`` (draw the
+        clip's position from `rng`) or the index of a deterministic view among
+        ``self.num_temporal_views``. Draw every random number from `rng` (spec §8.1).
+        """
         raise NotImplementedError
 
     # ------------------------------------------------------------------------ views
@@ -215,7 +220,7 @@ class ClipDataset(Dataset):
         """Load and transform one clip (§8.1 steps 1-5)."""
         if video.error:
             raise MediaError(video.path, video.error)
-        frames = self._load_frames(video, temporal, rng)
+        frames = self.load_frames(video, temporal, rng)
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] != self.params.num_frames:
             raise MediaError(video.path, f"expected ({self.params.num_frames}, H, W, 3) frames, got {frames.shape}")
         return self.transform(frames, spatial, rng)

@@ -226,10 +226,3 @@ def read_clip(path: str | Path, index_fn: IndexFn, *, threads: int = 1) -> tuple
         indices = index_fn(video.num_frames, video.fps)
         return video.read_indices(indices), indices
 
-
-def read_clip_naive(path: str | Path, index_fn: IndexFn, *, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Like :func:`read_clip` but decodes and converts every frame (the benchmark's baseline)."""
-    with VideoReader(path, threads=threads) as video:
-        frames = video.read_all()
-        indices = index_fn(len(frames), video.fps)
-        return frames[indices], indices

@@ -98,12 +98,7 @@ class Kinetics(ClipDataset):
     def _temporal_view_for_eval(self) -> int:
         return sampling.RANDOM  # Kinetics val: random clips, like train (§8.2)
 
-    def read_video(self, path: str, index_fn: decoder.IndexFn) -> np.ndarray:
-        """Decode a clip (the hook the benchmark overrides with a full decode)."""
-        frames, _ = decoder.read_clip(path, index_fn, threads=self.decoder_threads)
-        return frames
-
-    def _load_frames(self, video: Video, temporal_view: int, rng: np.random.Generator) -> np.ndarray:
+    def load_frames(self, video: Video, temporal_view: int, rng: np.random.Generator) -> np.ndarray:
         p = self.params
 
         def index_fn(num_video_frames: int, fps: float) -> np.ndarray:
@@ -112,4 +107,5 @@ class Kinetics(ClipDataset):
                 temporal_view, self.num_temporal_views, rng,
             )
 
-        return self.read_video(video.path, index_fn)
+        frames, _ = decoder.read_clip(video.path, index_fn, threads=self.decoder_threads)
+        return frames

@@ -225,7 +225,7 @@ class SomethingSomething(ClipDataset):
                 return data_dir / name
         return data_dir
 
-    def _load_frames(self, video: Video, temporal_view: int, rng: np.random.Generator) -> np.ndarray:
+    def load_frames(self, video: Video, temporal_view: int, rng: np.random.Generator) -> np.ndarray:
         t, n = self.params.num_frames, self.num_temporal_views
         if video.frames is not None:
             index = sampling.segment_indices(len(video.frames), t, temporal_view, n, rng)
