@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from vov3d.data import synth
-from vov3d.data.synth_render import Background, Scene, SceneObject, Timing
+from vov3d.data.synth.render import Background, Scene, SceneObject, Timing
 
 SMALL = {"frame_size": (64, 48), "num_frames": 16}
 

@@ -6,7 +6,7 @@ of a 60 Hz clock (the common multiple of the 30 fps and 12 fps frame rates of sp
 §8.3). Everything that depends on time is integer arithmetic or written so that IEEE
 rounding is symmetric. The result: `scene.time_reversed().render(ticks)` equals
 `scene.render(ticks)[::-1]` bit for bit whenever `ticks` is symmetric around
-`duration / 2`. The paired classes of `vov3d.data.synth` rely on this (docs/synthetic_data.md).
+`duration / 2`. The paired classes of `vov3d.data.synth.scenes` rely on this (docs/synthetic_data.md).
 """
 
 from __future__ import annotations
