@@ -268,6 +268,18 @@ class TrainStep:
         return loss.detach(), logits.detach()
 
 
+def build_loss(label_smoothing: float = 0.0) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``engine.losses.build_loss`` (cross-entropy with optional label smoothing; class ids or soft targets)."""
+    try:
+        from vov3d.engine.losses import build_loss as build
+    except ImportError:  # engine.losses not there yet: the same loss from torch directly
+        def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            return nn.functional.cross_entropy(logits, target, label_smoothing=label_smoothing)
+
+        return loss
+    return build(label_smoothing=label_smoothing)
+
+
 # --------------------------------------------------------------------------------------- stats
 def _memory_stats(device: torch.device) -> dict[str, Any]:
     gpu_mem = torch.cuda.max_memory_allocated(device) / 1024**3 if device.type == "cuda" else 0.0
@@ -384,7 +396,6 @@ def _log_model_info(cfg: Any, model: nn.Module) -> None:
 def setup(cfg: Any) -> Run:
     """Build the run (spec §9.3 setup order): seeds, model, info, optimizer, checkpoint, loaders."""
     from vov3d.config import builders
-    from vov3d.engine.losses import build_loss
     from vov3d.engine.lr_schedule import LRSchedule
     from vov3d.engine.optimizer import build_optimizer
 
