@@ -128,6 +128,46 @@ def test_a_failed_save_leaves_the_previous_file_whole(tmp_path):
     assert read_checkpoint(path)["epoch"] == 3
 
 
+def test_a_file_with_missing_keys_is_refused_and_loads_nothing(tmp_path):
+    model = vov3d.create_model("x3d_m", num_classes=5)
+    state = _random_state(model, seed=3)
+    gone = ["s2.pathway0_res0.branch2.a.weight", "s5.pathway0_res1.branch2.b_bn.running_var", "head.projection.bias"]
+    torch.save({"model_state": {k: v for k, v in state.items() if k not in gone}}, tmp_path / "partial.pyth")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(CheckpointError) as err:
+        vov3d.load_checkpoint(model, tmp_path / "partial.pyth")
+    assert "3 missing from the file" in str(err.value)
+    assert all(key in str(err.value) for key in gone)
+    assert _same(model.state_dict(), before)
+    # strict=False loads the rest and says what is missing; the missing tensors keep their values
+    report = vov3d.load_checkpoint(model, tmp_path / "partial.pyth", strict=False)
+    assert not report.ok and sorted(report.missing) == sorted(gone) and report.loaded == len(state) - 3
+    loaded = model.state_dict()
+    assert all(torch.equal(loaded[k], before[k]) for k in gone)
+    assert all(torch.equal(loaded[k], state[k]) for k in state if k not in gone)
+
+
+def test_skipping_the_classifier_skips_nothing_else(tmp_path):
+    k400 = vov3d.create_model("x3d_m", num_classes=400)
+    state = _random_state(k400, seed=4)
+    model = vov3d.create_model("x3d_m", num_classes=7)
+    own = model.state_dict()
+    wrong = "s3.pathway0_res0.branch2.a.weight"  # a backbone tensor of another shape
+    state[wrong] = torch.zeros(own[wrong].shape[0] + 1, *own[wrong].shape[1:])
+    lost = "s4.pathway0_res2.branch2.c_bn.weight"  # a backbone tensor missing from the file
+    del state[lost]
+    torch.save(state, tmp_path / "odd.pth")
+    with pytest.raises(CheckpointError) as err:
+        vov3d.load_checkpoint(model, tmp_path / "odd.pth", skip_mismatched_classifier=True)
+    message = str(err.value)
+    assert f"shape mismatch {wrong}: file [" in message and f"1 missing from the file: {lost}" in message
+    assert "classifier left at its initialisation: head.projection.weight, head.projection.bias" in message
+    assert "shape mismatch head.projection" not in message
+    report = vov3d.load_checkpoint(model, tmp_path / "odd.pth", strict=False, skip_mismatched_classifier=True)
+    assert report.skipped_classifier == ["head.projection.weight", "head.projection.bias"]
+    assert [k for k, _, _ in report.mismatched] == [wrong] and report.missing == [lost]
+
+
 # ---------------------------------------------------------------------------------------------
 # atomic_write / atomic_output_path (vov3d/utils/atomic.py), the writer save_checkpoint uses.
 
