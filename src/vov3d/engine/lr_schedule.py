@@ -20,7 +20,9 @@ class LRSchedule:
     * ``steps_with_relative_lrs``: ``lrs[k] * base_lr`` where ``k`` is the index of the last element
       of ``steps`` that is ``<= e`` (``steps`` starts at 0; epochs past ``max_epoch`` keep the last
       step's value). ``lrs`` may be longer than ``steps``; the extra entries are unused, as in the
-      original configs.
+      original configs. Steps at or past ``max_epoch`` are allowed (they are never reached), and so
+      is a warm-up longer than the run, as in the original: a shortened run (``SOLVER.MAX_EPOCH 2``
+      on a full recipe) keeps working.
     * Linear warm-up for both: for ``e < warmup_epochs`` the rate goes linearly from
       ``warmup_start_lr`` to the *policy's value at* ``warmup_epochs`` (not ``base_lr``).
     """
@@ -44,10 +46,8 @@ class LRSchedule:
             raise ValueError(f"max_epoch must be > 0, got {self.max_epoch} (SOLVER.MAX_EPOCH)")
         if not self.base_lr >= 0:
             raise ValueError(f"base_lr must be >= 0, got {self.base_lr} (SOLVER.BASE_LR)")
-        if not 0 <= self.warmup_epochs <= self.max_epoch:
-            raise ValueError(
-                f"warmup_epochs must be in [0, max_epoch={self.max_epoch}], got {self.warmup_epochs} (SOLVER.WARMUP_EPOCHS)"
-            )
+        if not self.warmup_epochs >= 0:
+            raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs} (SOLVER.WARMUP_EPOCHS)")
         if not self.warmup_start_lr >= 0:
             raise ValueError(f"warmup_start_lr must be >= 0, got {self.warmup_start_lr} (SOLVER.WARMUP_START_LR)")
         if self.policy == "steps_with_relative_lrs":
@@ -59,8 +59,6 @@ class LRSchedule:
             raise ValueError(f"steps must start with 0, got {list(steps)} (SOLVER.STEPS)")
         if any(b <= a for a, b in zip(steps, steps[1:])):
             raise ValueError(f"steps must be strictly increasing, got {list(steps)} (SOLVER.STEPS)")
-        if steps[-1] >= self.max_epoch:
-            raise ValueError(f"every step must be < max_epoch={self.max_epoch}, got {list(steps)} (SOLVER.STEPS)")
         if len(lrs) < len(steps):
             raise ValueError(
                 f"lrs needs one relative rate per step: {len(steps)} steps {list(steps)} but {len(lrs)} rates "
