@@ -48,6 +48,25 @@ def test_training_replaces_bad_videos_and_logs_their_paths(broken_kinetics, smal
     assert torch.equal(ds[2][0], items[2][0]) and ds[2][3] == items[2][3]
 
 
+def test_a_bad_training_video_is_replaced_by_any_other_video_never_itself(tmp_path, small_params):
+    good = [write_video(tmp_path / f"good{i}.mp4") for i in range(2)]
+    write_kinetics(tmp_path / "two", {"train": [(str(tmp_path / "missing.mp4"), 0), (str(good[0]), 1)]})
+    two = Kinetics(tmp_path / "two", "train", small_params)
+    for epoch in range(24):  # the only other video: one failure, then video 1, every time
+        _, label, _, meta = two[(epoch, 0)]
+        assert (meta["failures"], meta["video_index"], label) == (1, 1, 1)
+    rows = [(str(tmp_path / "missing.mp4"), 0), (str(good[0]), 1), (str(good[1]), 2)]
+    write_kinetics(tmp_path / "three", {"train": rows})
+    three = Kinetics(tmp_path / "three", "train", small_params)
+    chosen = []
+    for epoch in range(24):
+        _, label, _, meta = three[(epoch, 0)]
+        assert meta["failures"] == 1 and label == meta["video_index"]
+        chosen.append(meta["video_index"])
+    assert set(chosen) == {1, 2}  # a random other video, not always the same neighbour
+    assert 6 <= chosen.count(1) <= 18
+
+
 def test_test_split_reports_bad_videos(broken_kinetics, small_params, caplog):
     ds = Kinetics(broken_kinetics, "test", small_params)
     assert len(ds) == 5 * 6

@@ -56,6 +56,22 @@ def test_missing_corrupt_truncated_and_empty_frames(tmp_path):
         frames.read_image(text)
 
 
+@pytest.mark.parametrize("cut", ["half_of_the_scan", "end_marker"])
+def test_a_jpeg_cut_inside_its_scan_data_is_an_error_not_a_grey_image(tmp_path, cut):
+    # The header (tables, frame and scan headers) is whole; only the compressed data stops early.
+    # A lenient decoder fills the rest with grey and reports success.
+    data = write_jpeg(tmp_path / "whole.jpg", frame_image(5, textured=True)).read_bytes()
+    scan = data.index(b"\xff\xda")  # start of scan
+    assert len(data) - scan > 1000  # the noise texture makes a long scan
+    end = scan + (len(data) - scan) // 2 if cut == "half_of_the_scan" else len(data) - 2
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(data[:end])
+    with pytest.raises(MediaError, match=r"cut\.jpg: corrupt JPEG"):
+        frames.read_image(path)
+    with pytest.raises(MediaError, match=r"cut\.jpg"):
+        frames.read_frames([tmp_path / "whole.jpg", path])
+
+
 def test_frames_of_different_sizes_are_an_error(tmp_path):
     a = write_jpeg(tmp_path / "a.jpg", frame_image(0))
     b = write_jpeg(tmp_path / "b.jpg", frame_image(0, width=32))

@@ -100,8 +100,24 @@ def test_test_views_frames_and_crops(kinetics_dir, small_params):
         assert red[0] == pytest.approx(8 * 24 * 32, rel=0.1)
         assert red[1] == pytest.approx(8 * 24 * 24, rel=0.1)
         assert red[2] == pytest.approx(8 * 24 * 16, rel=0.15)
-    # deterministic
-    assert torch.equal(ds[7][0], ds[7][0])
+    # test views are fixed: the same whatever the epoch or the seed (nothing random in them)
+    other_seed = Kinetics(kinetics_dir, "test", small_params, seed=9)
+    assert torch.equal(ds[(0, 7)][0], ds[(4, 7)][0]) and torch.equal(ds[(0, 7)][0], other_seed[(2, 7)][0])
+
+
+def test_val_clips_are_taken_at_a_random_position(kinetics_dir, small_params):
+    # Kinetics val uses the training sampling (spec §8.2): a random clip, redrawn every epoch
+    ds = Kinetics(kinetics_dir, "val", small_params, seed=3)
+    assert len(ds) == 5 and ds.views_per_video == 1
+    firsts = []
+    for epoch in range(6):
+        clip, label, index, meta = ds[(epoch, 1)]
+        assert (label, index, meta["temporal_index"], meta["spatial_index"]) == (1, 1, -1, -1)
+        start = np.random.default_rng([3, epoch, 1, 0]).uniform(0, 40 - 16)  # the item's stream, first draw
+        expected = [level(int(v)) for v in torch.linspace(start, start + 15, 8).long()]
+        assert np.abs(grey(clip) - expected).max() < 3
+        firsts.append(expected[0])
+    assert max(firsts) - min(firsts) >= level(10) - level(0)  # positions at least 10 frames apart
 
 
 def test_test_split_reads_test_csv_when_present(tmp_path, small_params):

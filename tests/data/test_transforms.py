@@ -135,3 +135,24 @@ def test_clip_transform_equals_the_original_order_normalise_then_resize():
         expected = x[[2, 1, 0]]
         assert ours.shape == expected.shape == (3, 4, 32, 32)
         assert torch.allclose(ours, expected, atol=1e-5)
+
+
+def test_horizontal_flip_has_probability_one_half():
+    from vov3d.data import ClipParams
+    from vov3d.data.clip_dataset import ClipDataset, Video
+
+    params = ClipParams(num_frames=1, train_jitter_scales=(8, 8), train_crop_size=8, test_crop_size=8)
+    dataset = ClipDataset([Video("v", 0)], "train", params)
+    frames = np.zeros((1, 8, 8, 3), np.uint8)
+    frames[:, :, 4:] = 255  # dark left half, bright right half
+    n = 2000
+    flips = 0
+    for item in range(n):
+        clip = dataset.transform(frames, -1, dataset.rng(0, item))
+        left, right = clip[..., :4].mean(), clip[..., 4:].mean()
+        assert abs(left - right) > 3  # exactly one of: as is, mirrored
+        flips += bool(left > right)
+    # Binomial(2000, 0.5): sd 22.4; +-100 is 4.5 sd (fixed seeds: the count itself never changes)
+    assert abs(flips - n / 2) <= 100, f"{flips} flips in {n} clips"
+    unflipped = ClipDataset([Video("v", 0)], "train", params.replace(random_flip=False))
+    assert all(unflipped.transform(frames, -1, unflipped.rng(0, i))[..., 4:].mean() > 1 for i in range(50))

@@ -28,8 +28,9 @@ def setup_logging(
     Lines go to stderr (every rank; ranks other than 0 are prefixed with ``[rank N]``) and, when
     `output_dir` is given and `rank` is 0, are appended to ``output_dir/log.txt`` (the folder is
     created). Calling it again replaces the handlers it added before (e.g. a new output folder)
-    and leaves other handlers alone. Messages do not propagate to the root logger, so they are
-    not printed twice when an application configures logging too.
+    and leaves other handlers alone. Records still propagate to the root logger (where pytest's
+    caplog and an application's own handlers see them); the root logger has no handler unless
+    the application adds one.
     """
     if isinstance(rank, bool) or not isinstance(rank, int) or rank < 0:
         raise ValueError(f"rank must be a non-negative int, got {rank!r}")
@@ -48,5 +49,4 @@ def setup_logging(
         setattr(handler, _MARK, True)
         logger.addHandler(handler)
     logger.setLevel(level)
-    logger.propagate = False
     return logger
