@@ -102,7 +102,7 @@ class ViewEnsemble:
             self._views[video, view] = ADDED
             if self.keep_views:
                 self._kept_indices.append(index)
-                self._kept_rows.append(scores[b].to("cpu", torch.float32))
+                self._kept_rows.append(scores[b].to("cpu", torch.float32, copy=True))
             self._errors.pop((video, view), None)
 
     def _combine(self, video: int, row: torch.Tensor) -> None:
