@@ -66,9 +66,13 @@ def test_segment_bounds_use_round_half_to_even():
 
 
 def test_segment_centre_view_matches_the_original_val_formula():
-    for L, T in [(6, 4), (40, 16), (100, 16), (57, 32), (2, 16)]:
-        got = sampling.segment_indices(L, T, 0, 1)
-        assert got.tolist() == [(s + e) // 2 for s, e in sampling.segment_bounds(L, T)]
+    # (start + end) // 2 of each segment, worked out by hand from the bounds
+    assert sampling.segment_indices(6, 4, 0, 1).tolist() == [0, 1, 3, 4]
+    # L = 40, T = 16: seg = 2.4375, bounds 0 2 5 7 10 12 15 17 20 22 24 27 29 32 34 37 39
+    assert sampling.segment_indices(40, 16, 0, 1).tolist() == [1, 3, 6, 8, 11, 13, 16, 18, 21, 23, 25, 28, 30, 33, 35, 38]
+    # L = 2: seg = 1/16, bound i is round(i / 16): 0 up to i = 8 (0.5 rounds to even), then 1;
+    # segments 0-7 are (0, 0), segment 8 is (0, 1) with centre 0, segments 9-15 are (1, 1)
+    assert sampling.segment_indices(2, 16, 0, 1).tolist() == [0] * 9 + [1] * 7
 
 
 def test_segment_random_view_is_inclusive_randint():
@@ -84,11 +88,11 @@ def test_segment_random_view_is_inclusive_randint():
 
 def test_segment_test_views_are_deterministic_and_distinct():
     L, T, n = 100, 16, 2
+    # seg = 99/16: segments of 6 or 7 frames from the bounds 0 6 12 19 25 31 37 43 50 56 62 68 74 80 87 93 99;
+    # view i of 2 sits at start + length * (2i + 1) // 4: +1 for both lengths, +4 (length 6) or +5 (7)
     views = [sampling.segment_indices(L, T, i, n) for i in range(n)]
-    for i, got in enumerate(views):
-        expected = [s + (e - s) * (2 * i + 1) // (2 * n) for s, e in sampling.segment_bounds(L, T)]
-        assert got.tolist() == expected
-        assert np.array_equal(got, sampling.segment_indices(L, T, i, n))
+    assert views[0].tolist() == [1, 7, 13, 20, 26, 32, 38, 44, 51, 57, 63, 69, 75, 81, 88, 94]
+    assert views[1].tolist() == [4, 10, 17, 23, 29, 35, 41, 48, 54, 60, 66, 72, 78, 85, 91, 97]
     assert (views[1] > views[0]).all()
     with pytest.raises(ValueError):
         sampling.segment_indices(L, T, 2, 2)

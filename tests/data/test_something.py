@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from media_files import level, write_frame_folder, write_frame_list, write_ssv2_annotations, write_video
-from vov3d.data import SOMETHING_PARAMS, SomethingSomething, sampling
+from vov3d.data import SOMETHING_PARAMS, SomethingSomething
 from vov3d.data.errors import AnnotationError, EmptySplitError
 
 CLASSES = [
@@ -18,6 +18,8 @@ CLASSES = [
     "Pushing something from left to right",
     "Putting something, something and something on the table",
 ]
+# Segments of a 40-frame video for 8 frames (spec §8.3): seg = 39/8, bounds round(seg*i) half to even.
+BOUNDS_40_8 = [(0, 5), (5, 10), (10, 15), (15, 20), (20, 24), (24, 29), (29, 34), (34, 39)]
 PARAMS = SOMETHING_PARAMS.replace(num_frames=8, train_jitter_scales=(48, 56), train_crop_size=40, test_crop_size=48)
 TRAIN = [("101", 0), ("102", 2)]
 VAL = [("201", 1), ("202", 2)]
@@ -69,32 +71,30 @@ def test_ssv1_labels_and_frames(ssv1):
     assert train.class_names == CLASSES
     val = SomethingSomething(ssv1, "val", PARAMS, version=1)
     assert val.labels == [1, 2]
-    bounds = sampling.segment_bounds(40, 8)
     for index in range(2):
         clip, label, _, meta = train[index]
         assert clip.shape == (3, 8, 40, 40) and label == TRAIN[index][1]
         assert meta["path"].endswith(f"frames/{TRAIN[index][0]}")
         # train: one random frame from each segment
-        for g, (s, e) in zip(grey(clip), bounds):
+        for g, (s, e) in zip(grey(clip), BOUNDS_40_8):
             assert level(s) - 3 < g < level(e) + 3
         clip, *_, meta = val[index]
         assert meta["temporal_index"] == 0 and meta["spatial_index"] == -1
         # val: the segment centres
-        assert np.abs(grey(clip) - [level((s + e) // 2) for s, e in bounds]).max() < 3
+        assert np.abs(grey(clip) - [level(i) for i in (2, 7, 12, 17, 22, 26, 31, 36)]).max() < 3
 
 
 def test_ssv1_test_views_are_deterministic(ssv1):
     test = SomethingSomething(ssv1, "test", PARAMS, version=1)
     assert len(test) == 2 * 2 * 3 and test.views_per_video == 6
-    bounds = sampling.segment_bounds(40, 8)
+    # view v of 2 in segment (s, e): s + (e - s) * (2v + 1) // 4
+    frames_of_view = [(1, 6, 11, 16, 21, 25, 30, 35), (3, 8, 13, 18, 23, 27, 32, 37)]
     for k in range(6):
         clip, label, index, meta = test[6 + k]
         assert (meta["video_index"], meta["temporal_index"], meta["spatial_index"]) == (1, k // 3, k % 3)
         assert clip.shape == (3, 8, 48, 48) and label == 2
-        view = k // 3
-        expected = [level(s + (e - s) * (2 * view + 1) // 4) for s, e in bounds]
-        assert np.abs(grey(clip) - expected).max() < 3
-        assert torch.equal(clip, test[6 + k][0])
+        assert np.abs(grey(clip) - [level(i) for i in frames_of_view[k // 3]]).max() < 3
+        assert torch.equal(clip, test[(5, 6 + k)][0])  # fixed views: the same in every epoch
     single = SomethingSomething(ssv1, "test", PARAMS.replace(num_ensemble_views=1, num_spatial_crops=1), version=1)
     assert len(single) == 2 and single[0][3]["spatial_index"] == 1  # the centre, not top-left
 
@@ -127,7 +127,7 @@ def test_webm_at_12_fps_is_sampled_on_the_30_fps_extraction_grid(tmp_path):
     write_video(tmp_path / "7.webm", "vp8", num_frames=30, fps=12)  # 2.5 s -> 75 frames at 30 fps
     params = PARAMS.replace(train_crop_size=48, train_jitter_scales=(48, 48))
     ds = SomethingSomething(tmp_path, "val", params, source="video")
-    centres = [(s + e) // 2 for s, e in sampling.segment_bounds(75, 8)]
+    centres = [4, 13, 23, 32, 41, 51, 60, 69]  # of the segments of 75 frames: 0, 9, 18, 28, 37, 46, 56, 65, 74
     expected = [level(int(np.floor(j * 12 / 30 + 0.5))) for j in centres]  # the 12 fps frame shown at j/30 s
     assert np.abs(grey(ds[0][0]) - expected).max() < 3
 
