@@ -1,0 +1,76 @@
+"""A real training process killed with SIGKILL mid-epoch resumes from its mid-epoch checkpoint and
+ends with the same weights and losses as an uninterrupted run of the same seed (issue 16 item 5)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import torch
+
+from vov3d.engine import checkpointer
+from vov3d.engine.trainer import train
+
+
+def _epoch_losses(log_path) -> list[float]:
+    stats = [json.loads(line.split("json_stats: ", 1)[1]) for line in log_path.read_text().splitlines()
+             if "json_stats: " in line]
+    return [d["loss"] for d in stats if d.get("_type") == "train_epoch"]
+
+
+def test_kill_during_an_epoch_then_resume_loses_nothing_but_the_unfinished_iterations(tiny, tmp_path):
+    from vov3d.utils.logging import setup_logging
+
+    common = dict(TEST__ENABLE=False, TRAIN__EVAL_PERIOD=5, TRAIN__CHECKPOINT_ITER_PERIOD=1)
+
+    # the killed run: a real process, SIGKILL once a mid-epoch checkpoint of epoch 2 exists
+    killed = tmp_path / "killed"
+    argv = [tiny.python, str(tiny.repo / "tools" / "run_net.py"), "--cfg", str(tiny.yaml),
+            *tiny.opts(killed, **common)]
+    child = subprocess.Popen(argv, env=tiny.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    target = checkpointer.iter_checkpoint_path(killed, 1, 2)  # epoch 2, 2 of its 4 iterations done
+    deadline = time.monotonic() + 120
+    try:
+        while not target.exists():
+            assert child.poll() is None, f"training ended before the kill: {child.stderr.read().decode()[-2000:]}"
+            assert time.monotonic() < deadline, "no mid-epoch checkpoint appeared"
+            time.sleep(0.02)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait()
+        child.stderr.close()
+    assert child.returncode == -signal.SIGKILL
+    newest = checkpointer.last_checkpoint(killed)
+    assert newest is not None and "_iter_" in newest.name, newest  # it died inside epoch 2
+    done_before_kill = int(newest.stem.split("_iter_")[1])
+    assert 2 <= done_before_kill < 4
+
+    # resume in this process: it continues at the recorded iteration of epoch 2
+    setup_logging(killed)
+    resumed = train(tiny.cfg(killed, **common), progress=False)
+    assert (resumed["start_epoch"], resumed["start_iter"]) == (1, done_before_kill)
+    assert resumed["epochs_run"] == 2
+
+    # the same run without interruption
+    straight = tmp_path / "straight"
+    setup_logging(straight)
+    reference = train(tiny.cfg(straight, **common), progress=False)
+
+    final = torch.load(checkpointer.epoch_checkpoint_path(killed, 1), weights_only=True)["model_state"]
+    expected = torch.load(checkpointer.epoch_checkpoint_path(straight, 1), weights_only=True)["model_state"]
+    for key, value in expected.items():
+        torch.testing.assert_close(final[key], value, rtol=1e-5, atol=1e-6, msg=key)
+    # epoch 2's loss (a mean over all its iterations, the ones before the kill included) is the same
+    assert resumed["train"]["loss"] == reference["train"]["loss"] or abs(
+        resumed["train"]["loss"] - reference["train"]["loss"]) < 1e-5
+    # the killed run's log holds epoch 1 (before the kill) and epoch 2 (after the resume)
+    losses = _epoch_losses(killed / "log.txt")
+    assert len(losses) == 2 and abs(losses[0] - _epoch_losses(straight / "log.txt")[0]) < 1e-5
+    # only the newest mid-epoch file is kept, and the end of epoch 2 replaced it
+    assert not [p for p in checkpointer.list_checkpoints(killed) if "_iter_" in p.name]

@@ -1,0 +1,119 @@
+"""Training end to end on the tiny synthetic dataset (spec §9.3): files, resume, NaN, corrupt videos, devices."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from vov3d.engine import checkpointer
+from vov3d.engine.trainer import SetupError, TrainingError, train
+
+
+def _json_stats(log_text: str, kind: str) -> list[dict]:
+    lines = [line.split("json_stats: ", 1)[1] for line in log_text.splitlines() if "json_stats: " in line]
+    return [d for d in map(json.loads, lines) if d.get("_type") == kind]
+
+
+def test_train_writes_checkpoints_config_stats_and_curves(tiny, tmp_path):
+    from vov3d.utils.logging import setup_logging
+
+    out = tmp_path / "run"
+    setup_logging(out)
+    cfg = tiny.cfg(out, TEST__ENABLE=False, TRAIN__EVAL_PERIOD=2)
+    summary = train(cfg, progress=False)
+    assert summary["epochs_run"] == 2
+    names = [p.name for p in checkpointer.list_checkpoints(out)]
+    assert names == ["checkpoint_epoch_00001.pyth", "checkpoint_epoch_00002.pyth"]
+    obj = torch.load(out / "checkpoints" / names[-1], weights_only=True)
+    assert obj["epoch"] == 1 and "optimizer_state" in obj and "SOLVER" in obj["cfg"]
+    # the resolved config beside the checkpoints loads back to the same values
+    from vov3d.config import load_config
+
+    again = load_config(out / "config.yaml")
+    assert again.SOLVER.MAX_EPOCH == 2 and again.DATA.TRAIN_CROP_SIZE == 32
+    assert (out / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    log = (out / "log.txt").read_text()
+    iters = _json_stats(log, "train_iter")
+    assert [d["iter"] for d in iters] == ["2/4", "4/4"] * 2  # LOG_PERIOD 2, 8 clips / batch 2
+    epochs = _json_stats(log, "train_epoch")
+    assert [d["epoch"] for d in epochs] == ["1/2", "2/2"]
+    assert all(d["loss"] > 0 and 0 <= d["top1_err"] <= 100 for d in epochs)
+    val = _json_stats(log, "val_epoch")
+    assert [d["epoch"] for d in val] == ["2/2"]  # EVAL_PERIOD 2: the last epoch only
+    # the LR was set from the fractional epoch: cosine from 0.05 over 2 epochs, iteration 2 of 4 = epoch 0.25
+    import math
+
+    assert iters[0]["lr"] == pytest.approx(0.05 * (math.cos(math.pi * 0.25 / 2) + 1) / 2, abs=1e-5)
+    assert summary["history"][-1]["val_top1_err"] == pytest.approx(val[0]["top1_err"], abs=1e-4)
+
+
+def test_resume_after_the_last_epoch_trains_nothing_more(tiny, tmp_path):
+    out = tmp_path / "run"
+    train(tiny.cfg(out, SOLVER__MAX_EPOCH=1, TRAIN__EVAL_PERIOD=5), progress=False)
+    before = (out / "checkpoints" / "checkpoint_epoch_00001.pyth").stat().st_mtime_ns
+    summary = train(tiny.cfg(out, SOLVER__MAX_EPOCH=2, TRAIN__EVAL_PERIOD=5), progress=False)
+    assert summary["start_epoch"] == 1 and summary["epochs_run"] == 2  # continued with epoch 2 only
+    assert (out / "checkpoints" / "checkpoint_epoch_00001.pyth").stat().st_mtime_ns == before
+
+
+def test_nan_loss_stops_with_epoch_and_iteration_and_keeps_the_last_good_checkpoint(tiny, tmp_path):
+    out = tmp_path / "run"
+    train(tiny.cfg(out, SOLVER__MAX_EPOCH=1, TRAIN__EVAL_PERIOD=5), progress=False)
+    good = out / "checkpoints" / "checkpoint_epoch_00001.pyth"
+    # epoch 2 with an absurd learning rate: the weights blow up and the loss becomes NaN/Inf
+    cfg = tiny.cfg(out, SOLVER__MAX_EPOCH=2, SOLVER__BASE_LR=1e30, TRAIN__EVAL_PERIOD=5,
+                   TRAIN__CHECKPOINT_ITER_PERIOD=1)
+    with pytest.raises(TrainingError) as info:
+        train(cfg, progress=False)
+    message = str(info.value)
+    assert "epoch 2" in message and ("iteration" in message)
+    assert str(good) in message or "checkpoint_epoch_00001" in message
+    newest = checkpointer.newest_valid_checkpoint(out)
+    assert newest is not None
+    state = newest[1]["model_state"]
+    assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
+def test_corrupt_training_video_is_skipped_logged_counted_and_the_run_finishes(tiny, tmp_path):
+    from vov3d.utils.logging import setup_logging
+
+    data = tmp_path / "kinetics"
+    shutil.copytree(tiny.data("kinetics"), data)
+    first = (data / "train.csv").read_text().splitlines()[3].split()[0]
+    victim = data / first
+    victim.write_bytes(victim.read_bytes()[:200])  # truncated mid-file
+    out = tmp_path / "run"
+    setup_logging(out)
+    from vov3d.config import load_config
+
+    cfg = load_config(tiny.yaml, ["DATA.PATH_TO_DATA_DIR", str(data), "OUTPUT_DIR", str(out),
+                                  "TEST.ENABLE", "False", "TRAIN.EVAL_PERIOD", "5"])
+    summary = train(cfg, progress=False)
+    assert summary["epochs_run"] == 2
+    assert summary["bad_samples"] == 2  # the video is drawn once an epoch, replaced each time
+    log = (out / "log.txt").read_text()
+    assert victim.name in log and "bad sample" in log
+    assert [d.get("bad_samples") for d in _json_stats(log, "train_epoch")] == [1, 1]
+
+
+def test_num_gpus_beyond_the_gpus_present_is_a_clear_error(tiny, tmp_path):
+    present = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    cfg = tiny.cfg(tmp_path / "run", NUM_GPUS=present + 1)
+    with pytest.raises(SetupError, match="NUM_GPUS"):
+        train(cfg, progress=False)
+
+
+def test_empty_train_split_is_an_error(tiny, tmp_path):
+    from vov3d.data import DataError
+
+    data = tmp_path / "kinetics"
+    shutil.copytree(tiny.data("kinetics"), data)
+    (data / "train.csv").write_text("")
+    from vov3d.config import load_config
+
+    cfg = load_config(tiny.yaml, ["DATA.PATH_TO_DATA_DIR", str(data), "OUTPUT_DIR", str(tmp_path / "run")])
+    with pytest.raises(DataError, match="train"):
+        train(cfg, progress=False)
