@@ -12,7 +12,7 @@ import ast
 import logging
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import yaml
 from yacs.config import CfgNode
@@ -63,7 +63,7 @@ class _Merge:
             if not isinstance(key, str):
                 self.problems.append(ConfigProblem(f"keys must be names, got {key!r}", (), (origin,)))
                 continue
-            if self._ignore(full, value, origin):
+            if self._ignore(full, value, origin_of):
                 continue
             if key not in node:
                 self._unknown(full, origin)
@@ -89,7 +89,7 @@ class _Merge:
             if not isinstance(full, str) or not full:
                 self.problems.append(ConfigProblem(f"expected a KEY (e.g. SOLVER.BASE_LR), got {full!r}", (), (origin,)))
                 continue
-            if self._ignore(full, value, origin):
+            if self._ignore(full, value, lambda _key: origin):
                 continue
             node: Any = self.cfg
             parts = full.split(".")
@@ -116,7 +116,7 @@ class _Merge:
     def _unknown(self, full: str, origin: Origin) -> None:
         self.problems.append(ConfigProblem("unknown key", (full,), (origin,), nearest_keys(full, self.valid_keys)))
 
-    def _ignore(self, full: str, value: Any, origin: Origin) -> bool:
+    def _ignore(self, full: str, value: Any, origin_of: Callable[[str], Origin]) -> bool:
         """True for a key of an original feature vov3d does not have; a switch turning it on is a problem."""
         for section, switches in IGNORED_ORIGINAL_SECTIONS.items():
             if full == section or full.startswith(section + "."):
@@ -126,7 +126,7 @@ class _Merge:
                     if name in flat and _as_bool(flat[name]) != required:
                         self.problems.append(ConfigProblem(
                             f"the original's {section} feature is not supported by vov3d; expected {required}, got {flat[name]!r}",
-                            (name,), (origin,)))
+                            (name,), (origin_of(name),)))
                 self.ignored.append(full)
                 return True
         return False
