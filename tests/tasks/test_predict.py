@@ -13,27 +13,18 @@ import pytest
 import torch
 
 from task_media import constant, first_frame, write_video
+from task_models import trained_like
 from vov3d.checkpoint import save_checkpoint
 from vov3d.engine import predict
-from vov3d.models import create_model
 
 CLASSES = ["push", "pull", "spin", "drop", "lift"]
 RED, TEAL = (200, 40, 90), (20, 180, 160)
 
 
-def trained_like(seed: int = 0) -> torch.nn.Module:
-    """A vov3d_m whose outputs depend clearly on the input (a fresh one predicts almost uniformly)."""
-    torch.manual_seed(seed)
-    model = create_model("vov3d_m", num_classes=len(CLASSES))
-    with torch.no_grad():
-        model.head.projection.weight.normal_(0.0, 0.5)
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("predict")
-    model = trained_like()
+    model = trained_like("vov3d_m", len(CLASSES))
     cfg = "DATA:\n  NUM_FRAMES: 4\n  TEST_CROP_SIZE: 32\nTEST:\n  DATASET: kinetics\n"
     ckpt = save_checkpoint(root / "model.pyth", model, epoch=1, cfg=cfg, extra={"class_names": CLASSES})
     videos = {
