@@ -211,7 +211,7 @@ _C.DATA.ENSEMBLE_METHOD = "sum"
 _C.DATA.REVERSE_INPUT_CHANNEL = False
 # Ours: ssv2 read from extracted frames (the original's way) or from the .webm videos.
 _C.DATA.SSV2_SOURCE = "frames"
-# Ours: a text file of class names, one a line ("" = the dataset's own or the built-in lists).
+# Ours: a text file of class names, one a line, for predictions and plots ("" = the dataset's own).
 _C.DATA.CLASS_NAMES = ""
 
 # ------------------------------------------------------------------------------------------ SOLVER

@@ -44,19 +44,21 @@ class _Merge:
     def merge_file(self, path: Path, chain: tuple[Path, ...] = ()) -> None:
         data, lines = _read_yaml(path)
         if path.resolve() in chain:
-            raise ConfigError(f"{path}: {BASE_KEY} chain loops back to itself: {' -> '.join(map(str, chain + (path,)))}")
+            loop = " -> ".join(map(str, chain + (path,)))
+            raise ConfigError(f"{path}: {BASE_KEY} chain loops back to itself: {loop}")
         base = data.pop(BASE_KEY, None)
         if base is not None:
+            where = (Origin(str(path), lines.get(BASE_KEY)),)
             if not isinstance(base, str) or not base:
-                self.problems.append(ConfigProblem("expected the path of a YAML file", (BASE_KEY,), (Origin(str(path), lines.get(BASE_KEY)),)))
+                self.problems.append(ConfigProblem("expected the path of a YAML file", (BASE_KEY,), where))
             else:
                 base_path = Path(base) if os.path.isabs(base) else path.parent / base
                 if not base_path.is_file():
-                    raise ConfigError([ConfigProblem(f"base config {base_path} does not exist", (BASE_KEY,), (Origin(str(path), lines.get(BASE_KEY)),))])
+                    raise ConfigError([ConfigProblem(f"base config {base_path} does not exist", (BASE_KEY,), where)])
                 self.merge_file(base_path, chain + (path.resolve(),))
         self._merge_mapping(self.cfg, data, "", lambda key: Origin(str(path), lines.get(key)))
 
-    def _merge_mapping(self, node: CfgNode, data: dict, prefix: str, origin_of) -> None:
+    def _merge_mapping(self, node: CfgNode, data: dict, prefix: str, origin_of: Callable[[str], Origin]) -> None:
         for key, value in data.items():
             full = f"{prefix}{key}"
             origin = origin_of(full)
@@ -71,7 +73,8 @@ class _Merge:
             default = node[key]
             if isinstance(default, CfgNode):
                 if not isinstance(value, dict):
-                    self.problems.append(ConfigProblem(f"is a section: expected a mapping of its keys, got {value!r}", (full,), (origin,)))
+                    self.problems.append(ConfigProblem(
+                        f"is a section: expected a mapping of its keys, got {value!r}", (full,), (origin,)))
                 else:
                     self._merge_mapping(default, value, f"{full}.", origin_of)
                 continue
@@ -99,8 +102,8 @@ class _Merge:
                 self._unknown(full, origin)
                 continue
             if isinstance(node[parts[-1]], CfgNode):
-                self.problems.append(ConfigProblem("is a section, not a key: name one of its keys", (full,), (origin,),
-                                                   tuple(k for k in self.valid_keys if k.startswith(full + "."))[:5]))
+                inside = tuple(k for k in self.valid_keys if k.startswith(full + "."))[:5]
+                self.problems.append(ConfigProblem("is a section, not a key: name one of its keys", (full,), (origin,), inside))
                 continue
             self._set(node, parts[-1], full, value, origin)
 
@@ -125,7 +128,8 @@ class _Merge:
                     name = f"{section}.{switch}"
                     if name in flat and _as_bool(flat[name]) != required:
                         self.problems.append(ConfigProblem(
-                            f"the original's {section} feature is not supported by vov3d; expected {required}, got {flat[name]!r}",
+                            f"the original's {section} feature is not supported by vov3d; "
+                            f"expected {required}, got {flat[name]!r}",
                             (name,), (origin_of(name),)))
                 self.ignored.append(full)
                 return True
@@ -234,7 +238,8 @@ def _read_yaml(path: Path) -> tuple[dict, dict[str, int]]:
     if data is None:
         return {}, {}
     if not isinstance(data, dict) or not isinstance(root, yaml.MappingNode):
-        raise ConfigError(f"{path}: expected a mapping of SECTION: {{KEY: VALUE}} at the top level, got {type(data).__name__}")
+        raise ConfigError(
+            f"{path}: expected a mapping of SECTION: {{KEY: VALUE}} at the top level, got {type(data).__name__}")
     lines: dict[str, int] = {}
     duplicates: list[ConfigProblem] = []
     _key_lines(root, "", lines, duplicates, str(path))

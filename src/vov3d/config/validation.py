@@ -139,8 +139,9 @@ def validate(cfg: CfgNode) -> list[ConfigProblem]:
     c.at_least("TRAIN.CHECKPOINT_PERIOD", 1)
     c.at_least("TRAIN.CHECKPOINT_ITER_PERIOD", 0)
     c.fixed("TRAIN.CHECKPOINT_INFLATE", False, "2D-to-3D inflation is not supported")
-    if not all(isinstance(p, str) and p for p in c("TRAIN.CHECKPOINT_CLEAR_NAME_PATTERN")):
-        c.fail("TRAIN.CHECKPOINT_CLEAR_NAME_PATTERN", f"expected a list of name prefixes, got {c('TRAIN.CHECKPOINT_CLEAR_NAME_PATTERN')!r}")
+    patterns = c("TRAIN.CHECKPOINT_CLEAR_NAME_PATTERN")
+    if not all(isinstance(p, str) and p for p in patterns):
+        c.fail("TRAIN.CHECKPOINT_CLEAR_NAME_PATTERN", f"expected a list of name prefixes, got {list(patterns)!r}")
     c.choice("TRAIN.BACKEND", BACKENDS)
     c.choice("TRAIN.MIXED_PRECISION", MIXED_PRECISION)
     c.at_least("TEST.NUM_ENSEMBLE_VIEWS", 1)
@@ -192,7 +193,8 @@ def validate(cfg: CfgNode) -> list[ConfigProblem]:
     c.fixed("VOV3D.INNER_MULTIPLIER", [1, 2, 4, 8], "fixed by the architecture (spec §2.1)")
     c.fixed("VOV3D.OUT_MULTIPLIER", [0.5, 1.0, 2, 4], "fixed by the architecture (spec §2.1)")
     if _has_entries(c("NONLOCAL.LOCATION")):
-        c.fail("NONLOCAL.LOCATION", f"non-local blocks are not supported; expected empty locations, got {c('NONLOCAL.LOCATION')!r}")
+        c.fail("NONLOCAL.LOCATION",
+               f"non-local blocks are not supported; expected empty locations, got {c('NONLOCAL.LOCATION')!r}")
     if not c.problems:
         try:
             model_name(cfg)
@@ -210,24 +212,27 @@ def validate(cfg: CfgNode) -> list[ConfigProblem]:
     c.number("SOLVER.WARMUP_EPOCHS", 0)
     c.number("SOLVER.WARMUP_START_LR", 0)
     c.choice("SOLVER.OPTIMIZING_METHOD", OPTIMIZERS)
-    if c("SOLVER.OPTIMIZING_METHOD") == "sgd" and c("SOLVER.NESTEROV") and (c("SOLVER.MOMENTUM") <= 0 or c("SOLVER.DAMPENING") != 0):
+    nesterov_ok = c("SOLVER.MOMENTUM") > 0 and c("SOLVER.DAMPENING") == 0
+    if c("SOLVER.OPTIMIZING_METHOD") == "sgd" and c("SOLVER.NESTEROV") and not nesterov_ok:
         c.fail(("SOLVER.NESTEROV", "SOLVER.MOMENTUM", "SOLVER.DAMPENING"),
                "Nesterov momentum needs MOMENTUM > 0 and DAMPENING 0")
     max_epoch = c("SOLVER.MAX_EPOCH")
     if _is_int(max_epoch) and _is_number(c("SOLVER.WARMUP_EPOCHS")) and c("SOLVER.WARMUP_EPOCHS") > max_epoch:
-        c.fail(("SOLVER.WARMUP_EPOCHS", "SOLVER.MAX_EPOCH"), f"warm-up ({c('SOLVER.WARMUP_EPOCHS')}) is longer than training ({max_epoch})")
+        c.fail(("SOLVER.WARMUP_EPOCHS", "SOLVER.MAX_EPOCH"),
+               f"warm-up ({c('SOLVER.WARMUP_EPOCHS')}) is longer than training ({max_epoch})")
     if c("SOLVER.LR_POLICY") == "steps_with_relative_lrs":
         steps = c.numbers("SOLVER.STEPS")
         lrs = c.numbers("SOLVER.LRS", positive=True)
         if not steps or steps[0] != 0:
-            c.fail("SOLVER.STEPS", f"expected the epochs where the LR changes, starting with 0 (e.g. [0, 35, 45]), got {list(c('SOLVER.STEPS'))!r}")
+            c.fail("SOLVER.STEPS", "expected the epochs where the LR changes, starting with 0 (e.g. [0, 35, 45]), "
+                   f"got {list(c('SOLVER.STEPS'))!r}")
         elif any(b <= a for a, b in zip(steps, steps[1:])):
             c.fail("SOLVER.STEPS", f"expected increasing epochs, got {steps}")
         elif _is_int(max_epoch) and steps[-1] >= max_epoch:
             c.fail(("SOLVER.STEPS", "SOLVER.MAX_EPOCH"), f"step {steps[-1]} is not before MAX_EPOCH {max_epoch}")
         if steps and len(lrs) < len(steps):
-            c.fail(("SOLVER.LRS", "SOLVER.STEPS"),
-                   f"expected one relative LR for each of the {len(steps)} steps, got {len(lrs)}: {list(c('SOLVER.LRS'))!r}")
+            c.fail(("SOLVER.LRS", "SOLVER.STEPS"), f"expected one relative LR for each of the {len(steps)} steps, "
+                   f"got {len(lrs)}: {list(c('SOLVER.LRS'))!r}")
     c.at_least("SOLVER.LINEAR_SCALING_REFERENCE", 0)
     c.number("SOLVER.LABEL_SMOOTHING", 0, 1, high_open=True)
     c.at_least("SOLVER.GRAD_ACCUM_STEPS", 1)
@@ -239,7 +244,8 @@ def validate(cfg: CfgNode) -> list[ConfigProblem]:
     c.number("MIXUP.SWITCH_PROB", 0, 1)
     if c("MIXUP.ENABLE") and _is_number(c("MIXUP.ALPHA")) and _is_number(c("MIXUP.CUTMIX_ALPHA")) \
             and c("MIXUP.ALPHA") <= 0 and c("MIXUP.CUTMIX_ALPHA") <= 0:
-        c.fail(("MIXUP.ENABLE", "MIXUP.ALPHA", "MIXUP.CUTMIX_ALPHA"), "mixup is on but both ALPHA and CUTMIX_ALPHA are 0")
+        c.fail(("MIXUP.ENABLE", "MIXUP.ALPHA", "MIXUP.CUTMIX_ALPHA"),
+               "mixup is on but both ALPHA and CUTMIX_ALPHA are 0")
     c.number("EMA.DECAY", 0, 1, low_open=True, high_open=True)
 
     # loaders, logging
@@ -283,6 +289,7 @@ def check_world(cfg: CfgNode, world_size: int, local_world_size: int) -> None:
                 (f"{split}.BATCH_SIZE",)))
     devices = cfg.BN.NUM_SYNC_DEVICES
     if cfg.BN.NORM_TYPE == "sync_batchnorm" and not cfg.BN.GLOBAL_SYNC and local_world_size % devices:
-        problems.append(ConfigProblem(_sync_message(devices, local_world_size, "local world size"), ("BN.NUM_SYNC_DEVICES",)))
+        message = _sync_message(devices, local_world_size, "local world size")
+        problems.append(ConfigProblem(message, ("BN.NUM_SYNC_DEVICES",)))
     if problems:
         raise ConfigError(problems)
