@@ -112,6 +112,10 @@ def test_original_recipes_hold_the_original_values(name):
     assert cfg.TRAIN.DATASET == cfg.TEST.DATASET == {"Kinetics": "kinetics", "SSv1": "ssv1", "SSv2": "ssv2"}[name.split("/")[0]]
     if policy == "steps":
         assert cfg.TRAIN.CHECKPOINT_FILE_PATH.startswith("output/pretrained/vov3d_")
+    # Spec §7.3 notes: TensorBoard on except in the K400 X3D and SS x3d_L recipes; SSv1 x3d_L writes to SSv2's folder.
+    assert cfg.TENSORBOARD.ENABLE == (not (name.startswith("Kinetics/x3d") or name.endswith("x3d_L.yaml")))
+    if name == "SSv1/x3d/x3d_L.yaml":
+        assert cfg.OUTPUT_DIR == "output/SSv2/x3d/x3d_L"
     # Data paths are placeholders, never the authors' home directories.
     assert not cfg.DATA.PATH_TO_DATA_DIR.startswith("/") and not cfg.DATA.PATH_PREFIX.startswith("/")
 
