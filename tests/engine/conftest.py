@@ -144,3 +144,16 @@ def child_env() -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
+
+
+@pytest.fixture(autouse=True, scope="session")
+def kernel_cache_across_sessions(private_cache_dir):
+    """vov3d's C kernels are built once per machine for these tests (in the temp folder, not ~/.cache):
+    a build takes tens of seconds on the shared cores, and the library is keyed by its sources."""
+    import tempfile
+
+    before = os.environ.get("VOV3D_CACHE_DIR")
+    os.environ["VOV3D_CACHE_DIR"] = str(Path(tempfile.gettempdir()) / "vov3d-engine-tests-cache")
+    yield
+    if before is not None:
+        os.environ["VOV3D_CACHE_DIR"] = before

@@ -31,7 +31,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -179,6 +179,7 @@ def resolve_train_start(
     finetune_path: str,
     model_name: str,
     load_what_fits: bool = False,
+    clear_name_patterns: Sequence[str] = (),
 ) -> TrainStart:
     """Load the checkpoint training starts from into ``model``/``optimizer`` (spec §9.4, our rules above).
 
@@ -217,6 +218,11 @@ def resolve_train_start(
     if finetune_path:
         path = Path(finetune_path)
         obj = read_checkpoint(path)
+        if clear_name_patterns:  # TRAIN.CHECKPOINT_CLEAR_NAME_PATTERN: substrings removed from the names
+            state = extract_state_dict(obj, str(path))
+            for pattern in clear_name_patterns:
+                state = {k.replace(pattern, ""): v for k, v in state.items()}
+            obj = {**{k: v for k, v in obj.items() if k not in ("model_state", "state_dict")}, "model_state": state}
         report = load_model_weights(
             model, path, obj, model_name, strict=not load_what_fits, skip_mismatched_classifier=True
         )

@@ -47,11 +47,12 @@ def _class_names(cfg: Any, dataset: Any, num_classes: int) -> list[str]:
 def _prepare_model(cfg: Any, model: nn.Module, device: torch.device) -> nn.Module:
     """The model to run: ``prepare_for_inference`` on a CPU (TRAIN.BACKEND not eager), else the plain one."""
     model.eval()
-    if device.type == "cpu" and str(cfg.TRAIN.get("BACKEND", "auto")) != "eager":
+    backend = str(cfg.TRAIN.get("BACKEND", "auto"))
+    if device.type == "cpu" and backend != "eager":
         from vov3d.accel import prepare_for_inference
 
         try:
-            return prepare_for_inference(model)
+            return prepare_for_inference(model, backend=backend)
         except (RuntimeError, ValueError, NotImplementedError) as err:
             logger.warning("prepare_for_inference failed (%s); testing with the plain model", err)
     return model

@@ -16,17 +16,15 @@ errors are averaged over ranks when a process group exists) but not launched her
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
 import math
-import os
 import random
 import statistics
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -165,37 +163,21 @@ def set_loader_epoch(loader: DataLoader, epoch: int) -> None:
 
 
 # --------------------------------------------------------------------------------------- the step
-def _call_with_supported(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call ``fn`` with only the keyword arguments its signature has (accel's keywords are changing)."""
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return fn(*args, **kwargs)
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return fn(*args, **kwargs)
-    return fn(*args, **{k: v for k, v in kwargs.items() if k in params})
-
-
 def build_train_model(model: nn.Module, device: torch.device, backend: str, compile_model: bool,
                       channels_last: bool) -> nn.Module:
     """The module the training step runs (its parameters are ``model``'s).
 
-    CPU: ``vov3d.accel.prepare_for_training`` (TRAIN.BACKEND auto|kernels|compiled) or the plain model
-    (eager). GPU: the plain model, channels_last_3d if asked, ``torch.compile`` if TRAIN.COMPILE.
+    CPU: ``vov3d.accel.prepare_for_training`` (TRAIN.BACKEND auto|kernels), ``torch.compile`` of the plain
+    model (compiled) or the plain model (eager). GPU: the plain model, channels_last_3d if asked, ``torch.compile`` if TRAIN.COMPILE.
     """
     if device.type == "cpu":
         if backend == "eager":
             return model
+        if backend == "compiled":
+            return torch.compile(model)
         from vov3d.accel import prepare_for_training
 
-        if backend == "auto":
-            return prepare_for_training(model)
-        params = inspect.signature(prepare_for_training).parameters
-        if "backend" in params:
-            return prepare_for_training(model, backend=backend)
-        if backend == "kernels":
-            return prepare_for_training(model, kernels=True)
-        return torch.compile(model)  # backend "compiled" before accel had it
+        return prepare_for_training(model, backend=backend)  # auto | kernels
     if channels_last:
         model.to(memory_format=torch.channels_last_3d)
     return torch.compile(model) if compile_model else model
@@ -410,6 +392,7 @@ def setup(cfg: Any) -> Run:
         model, optimizer, output_dir=output_dir, auto_resume=bool(cfg.TRAIN.AUTO_RESUME),
         finetune_path=str(cfg.TRAIN.CHECKPOINT_FILE_PATH or ""), model_name=builders.model_name(cfg),
         load_what_fits=bool(cfg.TRAIN.get("FINETUNE_LOAD_WHAT_FITS", False)),
+        clear_name_patterns=tuple(cfg.TRAIN.get("CHECKPOINT_CLEAR_NAME_PATTERN", ()) or ()),
     )
     train_loader = make_resumable(build_split_loader(cfg, "train", world, shuffle=True))
     val_loader = build_split_loader(cfg, "val", world, shuffle=False) if int(cfg.TRAIN.EVAL_PERIOD) > 0 else None
