@@ -16,7 +16,8 @@ held-out set of the built-in dataset; that needs a trained model, so this script
   "right to left" and "clockwise" into "counterclockwise": other classes here).
 * training (skipped when ``--checkpoint`` exists, unless ``--retrain``): ``--model`` from scratch, SGD
   with momentum 0.9, weight decay 5e-5, linear warm-up then cosine decay per step, cross-entropy, with
-  ``FastVideoClassifier(model)`` (the model's own parameters, faster on a CPU) or ``--train-path plain``.
+  ``prepare_for_training(model, backend="channels_last")`` (the model's own parameters, faster on a CPU) or
+  ``--train-path plain``.
   Saved with ``vov3d.save_checkpoint`` (atomic, with the optimizer) after every epoch: a run that finds an
   unfinished training with the same settings continues it; a finished one is loaded with
   ``vov3d.load_checkpoint``. On a machine shared with other jobs, ``--threads 1`` trains several times
@@ -57,7 +58,6 @@ import argparse
 import json
 import math
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -67,15 +67,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import vov3d  # noqa: E402
-from common import describe_runtime  # noqa: E402
-from vov3d.allocator import keep_freed_memory  # noqa: E402
-from vov3d.checkpoint import read_checkpoint  # noqa: E402
-from vov3d.data import ClipParams, Kinetics, build_loader, count_failures, set_epoch  # noqa: E402
-from vov3d.data.synth import NUM_CLASSES, generate_dataset  # noqa: E402
-from vov3d.models.fast_blocks import FastVideoClassifier  # noqa: E402
-from vov3d.models.inference import cpu_has_bf16  # noqa: E402
+import vov3d
+from common import describe_runtime
+from vov3d.accel import prepare_for_training
+from vov3d.accel.allocator import keep_freed_memory
+from vov3d.checkpoint import read_checkpoint
+from vov3d.data import ClipParams, Kinetics, build_loader, count_failures, set_epoch
+from vov3d.data.synth import NUM_CLASSES, generate_dataset
+from vov3d.utils.cpu_features import has_bf16_arithmetic as cpu_has_bf16
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CLIP_SPAN = 80  # source frames (of the synthetic videos' 91 at 30 fps) a clip covers by default
@@ -103,7 +102,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--weight-decay", type=float, default=5e-5)
     parser.add_argument("--dropout", type=float, default=0.2, help="dropout before the classifier")
     parser.add_argument("--train-path", choices=("fast", "plain"), default="fast",
-                        help="fast: FastVideoClassifier(model); plain: the model itself")
+                        help="fast: the channels-last network over the model; plain: the model itself")
     parser.add_argument("--workers", type=int, default=1, help="data loader worker processes")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: torch's); 1 is far faster on a machine shared with other jobs")
@@ -229,8 +228,10 @@ def learning_rate(step: int, total: int, warmup: int, peak: float) -> float:
 
 
 def train_module(model: nn.Module, path: str) -> nn.Module:
-    """What runs the training forward: ``FastVideoClassifier(model)`` (same parameters) or the model."""
-    return FastVideoClassifier(model) if path == "fast" else model
+    """What runs the training forward: the channels-last network over ``model`` (same parameters; ``path``
+    "fast") or the model itself ("plain")."""
+    backend = "channels_last" if path == "fast" else "eager"
+    return prepare_for_training(model, backend=backend, keep_memory=False)
 
 
 RESUME_KEYS = ("model", "frames", "size", "sampling_rate", "epochs", "batch_size", "lr", "warmup_epochs",

@@ -11,11 +11,11 @@ from typing import Callable
 
 import torch
 
-from vov3d.allocator import describe_allocator
+from vov3d.accel.allocator import describe_allocator
 
 
 def describe_runtime() -> str:
-    """One line: torch version, device, threads, CPU capability and allocator (as ``vov3d.allocator`` sees it)."""
+    """One line: torch version, device, threads, CPU capability and allocator (as ``vov3d.accel.allocator`` sees it)."""
     cpu = platform.processor() or platform.machine()
     return (
         f"torch {torch.__version__}, {os.cpu_count()} CPUs ({cpu}, {torch.backends.cpu.get_cpu_capability()}), "

@@ -35,17 +35,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import vov3d  # noqa: E402
-from common import time_call  # noqa: E402
-from vov3d.models.complexity import model_complexity  # noqa: E402
+import vov3d
+from common import time_call
+from vov3d.models.complexity import model_complexity
 
 
 @dataclass(frozen=True)

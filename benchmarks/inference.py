@@ -2,7 +2,7 @@
 
     python benchmarks/inference.py                                   # all models, batch 1 and 8, 16x224²
     python benchmarks/inference.py --models vov3d_m x3d_m --batch-sizes 1
-    python benchmarks/inference.py --levers plain fast compiled --inductor-baseline
+    python benchmarks/inference.py --levers plain channels_last compiled --inductor-baseline
 
 Levers (``--levers``; each a way to run the same weights):
 
@@ -10,18 +10,18 @@ Levers (``--levers``; each a way to run the same weights):
   this process's allocator;
 * ``plain_defaults``: ``plain`` timed in a child process with glibc malloc at its defaults, as a user of the
   original runs it (issue 4's baselines: at batch 8 the defaults map fresh pages for every large activation);
-* ``cl_fold``: off the shelf: BNs folded, weights and input in ``channels_last_3d``
-  (``prepare_for_inference(fast=False)``);
-* ``inductor`` (with ``--inductor-baseline``): off the shelf: ``torch.compile`` of ``cl_fold`` with
+* ``eager``: off the shelf: BNs folded, weights and input in ``channels_last_3d``
+  (``prepare_for_inference(model, backend="eager")``);
+* ``inductor`` (with ``--inductor-baseline``): off the shelf: ``torch.compile`` of ``eager`` with
   inductor ``freezing`` (compiled in the run; its compile time is printed);
-* ``fast``: ``prepare_for_inference(model, fast=True)``: folded, (N, T, H, W, C) layout, 1x1x1 convs as matrix
-  products, 1x3x3 as 2D convs over frames, temporal convs as shift-adds, eager;
-* ``compiled``: ``prepare_for_inference(model, compile=True)``: ``fast`` compiled by AOTInductor with
-  freezing (package cached on disk: compiled once per shape and weights, ever);
-* ``kernels``: ``prepare_for_inference(model)``, the default: folded, vov3d's fused CPU kernels
-  (``models/fused_inference.py``), eager, no compilation of the model;
-* ``bf16``: ``compiled`` in bfloat16 (``dtype=torch.bfloat16``), where the CPU has bfloat16;
-* ``kernels_bf16``: ``prepare_for_inference(model, dtype=torch.bfloat16)``: ``kernels`` with the 1x1x1
+* ``channels_last``: ``prepare_for_inference(model, backend="channels_last")``: folded, (N, T, H, W, C) layout,
+  1x1x1 convs as matrix products, 1x3x3 as 2D convs over frames, temporal convs as shift-adds, eager;
+* ``compiled``: ``prepare_for_inference(model, backend="compiled")``: ``channels_last`` compiled by AOTInductor
+  with freezing (package cached on disk: compiled once per shape and weights, ever);
+* ``kernels``: ``prepare_for_inference(model, backend="kernels")``, what the default picks on a CPU: folded,
+  vov3d's CPU kernels (``vov3d.accel.kernel_network``), eager, no compilation of the model;
+* ``compiled_bf16``: ``compiled`` in bfloat16 (``dtype=torch.bfloat16``), where the CPU has bfloat16;
+* ``kernels_bf16``: ``prepare_for_inference(model, backend="kernels", dtype=torch.bfloat16)``: ``kernels`` with the 1x1x1
   convs as bfloat16 products (float32 sums; VoV3D's activations stored as bfloat16), where the kernels have
   AVX512_BF16.
 
@@ -35,7 +35,7 @@ down, so the fastest is the closest to what the code does alone) and the largest
 the paper's comparisons (VoV3D-M vs X3D-M, VoV3D-L vs X3D-L) at each lever and between each model's
 fastest float32 preparation. Models are built with
 ``torch.manual_seed(0)`` so that compiled packages are reused between runs. The allocator is set up as ``vov3d.prepare_for_inference`` does
-(``vov3d.allocator.keep_freed_memory``) unless ``--malloc-defaults``; the header says which ran.
+(``vov3d.accel.allocator.keep_freed_memory``) unless ``--malloc-defaults``; the header says which ran.
 """
 
 from __future__ import annotations
@@ -47,20 +47,19 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import vov3d  # noqa: E402
-from common import describe_runtime, model_benchmark_parser, time_calls  # noqa: E402
-from roofline import MachineLimits, measure_machine, meta_model, model_floor  # noqa: E402
-from vov3d.allocator import keep_freed_memory  # noqa: E402
-from vov3d.models.inference import cpu_has_bf16  # noqa: E402
+import vov3d
+from common import describe_runtime, model_benchmark_parser, time_calls
+from roofline import MachineLimits, measure_machine, meta_model, model_floor
+from vov3d.accel.allocator import keep_freed_memory
+from vov3d.utils.cpu_features import has_bf16_arithmetic as cpu_has_bf16
 
-LEVERS = ("plain_defaults", "plain", "cl_fold", "inductor", "fast", "compiled", "kernels", "bf16", "kernels_bf16")
-BF16_LEVERS = ("bf16", "kernels_bf16")
-PREPARED = ("cl_fold", "fast", "compiled", "kernels")  # float32 preparations of vov3d
+LEVERS = ("plain_defaults", "plain", "eager", "inductor", "channels_last", "compiled", "kernels", "compiled_bf16",
+          "kernels_bf16")
+BF16_LEVERS = ("compiled_bf16", "kernels_bf16")
+PREPARED = ("eager", "channels_last", "compiled", "kernels")  # float32 preparations of vov3d
 
 
 def plain_model(name: str) -> torch.nn.Module:
@@ -108,23 +107,13 @@ def build_runners(name: str, levers: list[str], cache_dir: str | None) -> tuple[
             continue  # timed in a child process (plain_with_malloc_defaults)
         if lever == "plain":
             runners[lever] = model
-        elif lever == "cl_fold":
-            runners[lever] = vov3d.prepare_for_inference(model, fast=False)
         elif lever == "inductor":
-            base = vov3d.prepare_for_inference(model, fast=False)
+            base = vov3d.prepare_for_inference(model, backend="eager")
             runners[lever] = torch.compile(base, dynamic=False, options={"freezing": True})
-        elif lever == "fast":
-            runners[lever] = vov3d.prepare_for_inference(model, fast=True)
-        elif lever == "compiled":
-            runners[lever] = vov3d.prepare_for_inference(model, compile=True, cache_dir=cache_dir)
-        elif lever == "kernels":
-            runners[lever] = vov3d.prepare_for_inference(model, kernels=True, cache_dir=cache_dir)
-        elif lever == "bf16":
-            runners[lever] = vov3d.prepare_for_inference(
-                model, compile=True, cache_dir=cache_dir, dtype=torch.bfloat16
-            )
-        elif lever == "kernels_bf16":
-            runners[lever] = vov3d.prepare_for_inference(model, kernels=True, cache_dir=cache_dir, dtype=torch.bfloat16)
+        else:
+            dtype = torch.bfloat16 if lever in BF16_LEVERS else torch.float32
+            backend = lever.removesuffix("_bf16")
+            runners[lever] = vov3d.prepare_for_inference(model, backend=backend, cache_dir=cache_dir, dtype=dtype)
     return model, runners
 
 
@@ -134,7 +123,8 @@ def main() -> None:
     )
     parser.add_argument(
         "--levers", nargs="+", choices=LEVERS,
-        default=["plain_defaults", "plain", "cl_fold", "fast", "compiled", "kernels", "bf16", "kernels_bf16"],
+        default=["plain_defaults", "plain", "eager", "channels_last", "compiled", "kernels", "compiled_bf16",
+                 "kernels_bf16"],
     )
     parser.add_argument("--inductor-baseline", action="store_true", help="add the 'inductor' lever")
     parser.add_argument("--min-seconds", type=float, default=0.0, help="time each measurement at least this long")
@@ -148,7 +138,7 @@ def main() -> None:
 
     levers = list(args.levers)
     if args.inductor_baseline and "inductor" not in levers:
-        levers.insert(levers.index("fast") if "fast" in levers else len(levers), "inductor")
+        levers.insert(levers.index("channels_last") if "channels_last" in levers else len(levers), "inductor")
     for lever in BF16_LEVERS:
         if lever in levers and not cpu_has_bf16():
             print(f"# no bfloat16 instructions on this CPU: skipping the {lever} lever")

@@ -8,14 +8,14 @@ Three comparisons, each printed as ms per call and a ratio (torch / ours; > 1: o
 
 * ``depthwise_st`` (ReLU on load, 1x3x3 + 3x1x1 + bias, Swish on store) against the same maths with torch
   ops on channels-last tensors: ReLU, oneDNN's 2D depthwise conv over frames, the shift-add of
-  ``fast_blocks.temporal_depthwise``, Swish;
+  ``vov3d.accel.channels_last.temporal_depthwise``, Swish;
 * ``gemm`` (1x1x1 conv with bias, residual add and ReLU fused) against ``torch.addmm`` (MKL) with the
   same epilogue as two in-place ops, and the plain products' rates in GFLOP/s (with the bfloat16
   products too, and their speed-up over our float32 ones, where the CPU has AVX512_BF16; and with a
   bfloat16 input read in place, against a float32 input rounded as it is read);
 * ``d2plus1d`` (the 1x1x1 conv inside the depthwise pass) against ``gemm`` then ``depthwise_st``;
 
-and two of the training kernels (``models/train_kernels.py``) on VoV3D-M's shapes at batch 8, 16x160²:
+and two of the training kernels (``vov3d.ops.training_kernels``) on VoV3D-M's shapes at batch 8, 16x160²:
 
 * the weight gradient of a 1x1x1 conv, ``x^T dy`` (``vov3d_gemm_tn``), against ``x.t() @ dy`` (MKL);
 * the depthwise 1x3x3 backward (``vov3d_bn_relu_dw3x3_bwd``: input and weight gradients, with the batch
@@ -25,18 +25,16 @@ and two of the training kernels (``models/train_kernels.py``) on VoV3D-M's shape
 
 from __future__ import annotations
 
-import sys
 import tempfile
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import describe_runtime, time_call  # noqa: E402
-from vov3d.allocator import keep_freed_memory  # noqa: E402
-from vov3d.models import cpu_kernels  # noqa: E402
-from vov3d.models.fast_blocks import spatial_conv, temporal_depthwise  # noqa: E402
+from common import describe_runtime, time_call
+from vov3d.accel.allocator import keep_freed_memory
+from vov3d.accel.channels_last import spatial_conv, temporal_depthwise
+from vov3d.ops import inference_kernels
+from vov3d.ops.library import has_bf16, load_library
 
 # (T, H, C_in, D, stride) of VoV3D-M's D(2+1)D layers at 16x224² (C_in: the layer's input channels: the
 # previous stage's output for a stage's first layer, D // 2 for the others).
@@ -52,7 +50,7 @@ def main() -> None:
     parser.add_argument("--training-only", action="store_true", help="only the training kernels' comparisons")
     args = parser.parse_args()
     keep_freed_memory()
-    lib = cpu_kernels.load_kernels(tempfile.mkdtemp(prefix="vov3d_kernels_"))
+    lib = load_library(tempfile.mkdtemp(prefix="vov3d_kernels_"))
     if lib is None:
         raise SystemExit("the kernels could not be built (no C compiler?)")
     print(f"# {describe_runtime()}")
@@ -70,7 +68,7 @@ def main() -> None:
             conv_t = torch.nn.Conv3d(d, d, (3, 1, 1), padding=(1, 0, 0), groups=d)
             conv_s = conv_s.to(memory_format=torch.channels_last_3d)
             with torch.no_grad():
-                ours = ms(lambda: cpu_kernels.depthwise_st(lib, x, temporal, spatial, bias, stride, True, True))
+                ours = ms(lambda: inference_kernels.depthwise_st(lib, x, temporal, spatial, bias, stride, True, True))
                 theirs = ms(lambda: F.silu(temporal_depthwise(spatial_conv(F.relu(x), conv_s), conv_t)))
             print(f"{h:>4} {d:>4} {stride}   ours {ours:7.2f} ms   torch {theirs:7.2f} ms   {theirs / ours:5.2f}x")
 
@@ -81,21 +79,21 @@ def main() -> None:
             for rows, k, n in ((t * h * h, cin, d), (t * ho * ho, d, d // 2)):  # the layer's first and last 1x1x1
                 a, w, b = torch.randn(rows, k, generator=g), torch.randn(k, n, generator=g), torch.randn(n, generator=g)
                 res = torch.randn(rows, n, generator=g)
-                packed, packed_bias = cpu_kernels.pack_weight(w, b)
+                packed, packed_bias = inference_kernels.pack_weight(w, b)
                 out = torch.empty(rows, n)
-                ours = ms(lambda: cpu_kernels.gemm(lib, a, packed, packed_bias, n, residual=res, relu=True, out=out))
+                ours = ms(lambda: inference_kernels.gemm(lib, a, packed, packed_bias, n, residual=res, relu=True, out=out))
                 theirs = ms(lambda: torch.addmm(b, a, w, out=out).add_(res).relu_())
-                plain_ours = ms(lambda: cpu_kernels.gemm(lib, a, packed, packed_bias, n, out=out))
+                plain_ours = ms(lambda: inference_kernels.gemm(lib, a, packed, packed_bias, n, out=out))
                 plain_mkl = ms(lambda: torch.addmm(b, a, w, out=out))
                 gflop = 2 * rows * k * n / 1e9
                 bf16 = ""
-                if cpu_kernels.has_bf16(lib):
-                    packed16, _ = cpu_kernels.pack_weight(w, b, torch.bfloat16)
-                    ours16 = ms(lambda: cpu_kernels.gemm(lib, a, packed16, packed_bias, n, out=out))
+                if has_bf16(lib):
+                    packed16, _ = inference_kernels.pack_weight(w, b, torch.bfloat16)
+                    ours16 = ms(lambda: inference_kernels.gemm(lib, a, packed16, packed_bias, n, out=out))
                     bf16 = f", ours bf16 {gflop / ours16 * 1e3:4.0f} ({plain_ours / ours16:.2f}x)"
                     if k % 2 == 0:  # a bfloat16 input, as a layer without SE stores its depthwise output: read in place
                         a16 = a.to(torch.bfloat16)
-                        in16 = ms(lambda: cpu_kernels.gemm(lib, a16, packed16, packed_bias, n, out=out))
+                        in16 = ms(lambda: inference_kernels.gemm(lib, a16, packed16, packed_bias, n, out=out))
                         bf16 += f", bf16 input {gflop / in16 * 1e3:4.0f} ({ours16 / in16:.2f}x)"
                 print(
                     f"{rows:>7} {k:>4} {n:>4}   ours {ours:6.2f} ms   torch {theirs:6.2f} ms   {theirs / ours:5.2f}x   "
@@ -106,15 +104,15 @@ def main() -> None:
         for t, h, cin, d, stride in LAYERS:
             x = torch.randn(1, t, h, h, cin, generator=g)
             weight = torch.randn(cin, d, generator=g) * 0.2
-            packed, packed_bias = cpu_kernels.pack_weight(weight, torch.randn(d, generator=g))
+            packed, packed_bias = inference_kernels.pack_weight(weight, torch.randn(d, generator=g))
             temporal, spatial, bias = (torch.randn(shape, generator=g) for shape in ((3, d), (9, d), (d,)))
 
             def two_passes():
-                y = cpu_kernels.gemm(lib, x.view(-1, cin), packed, packed_bias, d).view(1, t, h, h, d)
-                return cpu_kernels.depthwise_st(lib, y, temporal, spatial, bias, stride, True, False, True)
+                y = inference_kernels.gemm(lib, x.view(-1, cin), packed, packed_bias, d).view(1, t, h, h, d)
+                return inference_kernels.depthwise_st(lib, y, temporal, spatial, bias, stride, True, False, True)
 
             ours = ms(
-                lambda: cpu_kernels.d2plus1d(lib, x, packed, packed_bias, d, temporal, spatial, bias, stride, False, True)
+                lambda: inference_kernels.d2plus1d(lib, x, packed, packed_bias, d, temporal, spatial, bias, stride, False, True)
             )
             theirs = ms(two_passes)
             mb = t * h * h * d * 4 / 2**20

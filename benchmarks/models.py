@@ -9,14 +9,11 @@ Prints clips/s for each model and batch size and the prepared/plain ratio, plus 
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import vov3d  # noqa: E402
-from common import describe_runtime, model_benchmark_parser, time_call  # noqa: E402
+import vov3d
+from common import describe_runtime, model_benchmark_parser, time_call
 
 
 def main() -> None:

@@ -1,10 +1,10 @@
-"""The one-pass threshold of the fused kernels (``fused_inference.ONE_PASS_BYTES``), measured on whole models.
+"""The one-pass threshold of the kernel network (``vov3d.accel.kernel_network.ONE_PASS_BYTES``), measured on whole models.
 
     python benchmarks/one_pass_threshold.py                              # VoV3D-M, v2, L; float32 and bf16
     python benchmarks/one_pass_threshold.py --models vov3d_m --mib 4 6 9.5 12 --reps 30
 
 A D(2+1)D layer whose first 1x1x1 conv outputs more than the threshold runs that conv inside the
-depthwise pass (``cpu_kernels.d2plus1d``). Whether that pays depends on what stays in cache between
+depthwise pass (``vov3d.ops.inference_kernels.d2plus1d``). Whether that pays depends on what stays in cache between
 layers, so single layers (``benchmarks/kernels.py``) do not settle it: this script runs each prepared
 model at 16x224², batch 1, with each threshold in turn, interleaved in one process (a slow moment hits
 every threshold alike), and prints the fastest of ``--reps`` forwards per threshold and its speed-up over
@@ -14,18 +14,15 @@ the first one.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import vov3d  # noqa: E402
-from common import describe_runtime  # noqa: E402
-from vov3d.allocator import keep_freed_memory  # noqa: E402
-from vov3d.models import fused_inference  # noqa: E402
-from vov3d.models.inference import cpu_has_bf16  # noqa: E402
+import vov3d
+from common import describe_runtime
+from vov3d.accel.allocator import keep_freed_memory
+from vov3d.accel import kernel_network
+from vov3d.utils.cpu_features import has_bf16_arithmetic as cpu_has_bf16
 
 
 def main() -> None:
@@ -43,13 +40,13 @@ def main() -> None:
         torch.manual_seed(0)
         model = vov3d.create_model(name).eval()
         for dtype in dtypes:
-            prepared = vov3d.prepare_for_inference(model, kernels=True, dtype=dtype)
+            prepared = vov3d.prepare_for_inference(model, backend="kernels", dtype=dtype)
             best = {mib: float("inf") for mib in args.mib}
             with torch.inference_mode():
                 prepared(x)
                 for _ in range(args.reps):
                     for mib in args.mib:
-                        fused_inference.ONE_PASS_BYTES = int(mib * 2**20)
+                        kernel_network.ONE_PASS_BYTES = int(mib * 2**20)
                         t0 = time.perf_counter()
                         prepared(x)
                         best[mib] = min(best[mib], time.perf_counter() - t0)

@@ -25,17 +25,14 @@ layer (conv or linear of the BN-folded model), each at ``max(compute, memory)``:
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import vov3d  # noqa: E402
-from common import describe_runtime, model_benchmark_parser  # noqa: E402
+import vov3d
+from common import describe_runtime, model_benchmark_parser
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""A training step (forward, backward, SGD), per clip, side by side: plain eager vs the fast path; and its floor.
+"""A training step (forward, backward, SGD), per clip, side by side: plain eager vs the prepared model; and its floor.
 
     python benchmarks/train_step.py                         # vov3d_m, batch 8, 16x160²
     python benchmarks/train_step.py --models vov3d_m x3d_m --batch-size 4 --compile
@@ -6,18 +6,20 @@
 Ways to run the step on the same weights and data:
 
 * ``plain``: the model as built, eager, NCDHW;
-* ``channels_last``: the model and input in ``channels_last_3d`` (off the shelf);
-* ``fast``: ``vov3d.models.fast_blocks.FastVideoClassifier(model)`` (the same parameters, BNs in training
-  mode on channels-last views; see ``docs/performance.md``), eager;
-* ``fast_kernels``: ``vov3d.prepare_for_training(model)`` (``FastVideoClassifier(model, kernels=lib)``): the
-  same with vov3d's training kernels (``vov3d.models.train_kernels``: batch norms with what follows them,
-  the depthwise convs, squeeze-excitation, the 1x1x1 convs);
-* ``fast_compiled`` (with ``--compile``): ``fast`` under ``torch.compile`` (forward and backward; compiled
-  in the run, its compile time printed).
+* ``plain_cl3d``: the model and input in ``channels_last_3d`` memory format (off the shelf);
+* ``channels_last``: ``vov3d.prepare_for_training(model, backend="channels_last")``, the channels-last network
+  (the same parameters, BNs in training mode on channels-last views; see ``docs/performance.md``), eager;
+* ``kernels``: ``vov3d.prepare_for_training(model, backend="kernels")`` (the default on a CPU): the same with
+  vov3d's training kernels (``vov3d.ops.training_kernels``: batch norms with what follows them, the depthwise
+  convs, squeeze-excitation, the 1x1x1 convs);
+* ``channels_last_compiled`` (with ``--compile``): ``channels_last`` under ``torch.compile`` (forward and
+  backward; compiled in the run, its compile time printed).
+
+(Before issue 15 these were ``channels_last``, ``fast``, ``fast_kernels`` and ``fast_compiled``.)
 
 ``--profile`` adds a per-op profile (``torch.profiler``) of one step of the last way: where training time goes.
-``--breakdown`` times, by wall clock, the forward and backward of each of ``vov3d.models.train_kernels``'
-autograd functions over two ``fast_kernels`` steps (the profiler's attribution of custom functions was
+``--breakdown`` times, by wall clock, the forward and backward of each of ``vov3d.ops.training_kernels``'
+autograd functions over two ``kernels`` steps (the profiler's attribution of custom functions was
 unreliable here), and the 1x1x1 convs' matrix products (forward and both gradients) against their own floor
 (3 x their forward FLOPs at the matmul rate).
 
@@ -32,19 +34,15 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import vov3d  # noqa: E402
-from common import describe_runtime, time_call  # noqa: E402
-from roofline import matmul_gflops, model_floor, model_layers, MachineLimits, dram_gbs  # noqa: E402
-from vov3d.allocator import keep_freed_memory  # noqa: E402
-from vov3d.models.fast_blocks import FastVideoClassifier  # noqa: E402
+import vov3d
+from common import describe_runtime, time_call
+from roofline import matmul_gflops, model_floor, model_layers, MachineLimits, dram_gbs
+from vov3d.accel.allocator import keep_freed_memory
 
 
 def make_step(module: torch.nn.Module, params, x: torch.Tensor, y: torch.Tensor, lr: float = 0.01):
@@ -80,10 +78,10 @@ def product_flops(meta: torch.nn.Module, frames: int, size: int) -> float:
 def print_breakdown(step, batch: int, products_floor: float, steps: int = 2) -> None:
     """Wall time per step in each training-kernel function's forward and backward (wrapped for the call);
     ``products_floor``: the matrix products' floor per step, in seconds."""
-    from vov3d.models import train_kernels
+    from vov3d.ops import training_kernels
 
     spent: dict[str, float] = {}
-    functions = [v for v in vars(train_kernels).values() if isinstance(v, type) and issubclass(v, torch.autograd.Function)]
+    functions = [v for v in vars(training_kernels).values() if isinstance(v, type) and issubclass(v, torch.autograd.Function)]
     originals = {(f, m): getattr(f, m) for f in functions for m in ("forward", "backward")}
 
     def timed(fn, key):
@@ -106,7 +104,7 @@ def print_breakdown(step, batch: int, products_floor: float, steps: int = 2) -> 
     finally:
         for (f, m), fn in originals.items():
             setattr(f, m, staticmethod(fn))
-    print(f"# fast_kernels, one step of batch {batch}: {total * 1e3:.0f} ms; wall time in each function")
+    print(f"# kernels, one step of batch {batch}: {total * 1e3:.0f} ms; wall time in each function")
     for key, t in sorted(spent.items(), key=lambda kv: -kv[1]):
         print(f"#   {key:<30} {t / steps * 1e3:7.1f} ms  {t / steps / total:5.1%}")
     inside = sum(spent.values()) / steps
@@ -123,11 +121,11 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--size", type=int, default=160)
     parser.add_argument("--iters", type=int, default=3)
-    parser.add_argument("--compile", action="store_true", help="add the fast_compiled lever")
+    parser.add_argument("--compile", action="store_true", help="add the channels_last_compiled way")
     parser.add_argument("--malloc-defaults", action="store_true")
     parser.add_argument("--profile", action="store_true", help="print a per-op profile of one step of the last way")
-    parser.add_argument("--breakdown", action="store_true", help="time each training-kernel function (fast_kernels)")
-    parser.add_argument("--ways", nargs="+", default=["plain", "channels_last", "fast", "fast_kernels"],
+    parser.add_argument("--breakdown", action="store_true", help="time each training-kernel function (kernels)")
+    parser.add_argument("--ways", nargs="+", default=["plain", "plain_cl3d", "channels_last", "kernels"],
                         help="which ways to run (plain is the reference, always run first)")
     args = parser.parse_args()
     if not args.malloc_defaults:
@@ -153,19 +151,22 @@ def main() -> None:
         ways = {}
         plain = copy.deepcopy(base).train()
         ways["plain"] = (plain, list(plain.parameters()), x)
-        if "channels_last" in args.ways:
+        keep = not args.malloc_defaults
+        if "plain_cl3d" in args.ways:
             cl = copy.deepcopy(base).train().to(memory_format=torch.channels_last_3d)
-            ways["channels_last"] = (cl, list(cl.parameters()), x.contiguous(memory_format=torch.channels_last_3d))
-        if "fast" in args.ways:
+            ways["plain_cl3d"] = (cl, list(cl.parameters()), x.contiguous(memory_format=torch.channels_last_3d))
+        if "channels_last" in args.ways:
             fm = copy.deepcopy(base).train()
-            ways["fast"] = (FastVideoClassifier(fm).train(), list(fm.parameters()), x)
-        if "fast_kernels" in args.ways:
+            prepared = vov3d.prepare_for_training(fm, backend="channels_last", keep_memory=keep)
+            ways["channels_last"] = (prepared.train(), list(fm.parameters()), x)
+        if "kernels" in args.ways:
             fk = copy.deepcopy(base).train()
-            prepared = vov3d.prepare_for_training(fk, kernels=True, keep_memory=not args.malloc_defaults)
-            ways["fast_kernels"] = (prepared, list(fk.parameters()), x)
+            prepared = vov3d.prepare_for_training(fk, backend="kernels", keep_memory=keep)
+            ways["kernels"] = (prepared, list(fk.parameters()), x)
         if args.compile:
             fc = copy.deepcopy(base).train()
-            ways["fast_compiled"] = (torch.compile(FastVideoClassifier(fc).train()), list(fc.parameters()), x)
+            prepared = vov3d.prepare_for_training(fc, backend="channels_last", keep_memory=keep)
+            ways["channels_last_compiled"] = (torch.compile(prepared.train()), list(fc.parameters()), x)
 
         g_ref = None
         t_plain = None
@@ -183,8 +184,8 @@ def main() -> None:
             t_plain = t_plain or t
             rows.append((name, way, t, t_plain / t, fwd_flops))
             print(f"{name:<11} {way:<14} {t * 1e3:>9.1f} {t_plain / t:>8.2f}x {rel:>14.1e} {first:>8.1f}", flush=True)
-        if args.breakdown and "fast_kernels" in ways:
-            module, params, xin = ways["fast_kernels"]
+        if args.breakdown and "kernels" in ways:
+            module, params, xin = ways["kernels"]
             rate = max(limits.fp32_gflops, matmul_gflops(torch.float32))  # as for the floor below
             floor = 3 * product_flops(meta, args.frames, args.size) * b / (rate * 1e9)
             print_breakdown(make_step(module, params, xin, y), b, floor)

@@ -25,8 +25,8 @@ _EXPORTS = {
     "count_gmacs": "vov3d.models.complexity",
     "count_parameters": "vov3d.models.complexity",
     "model_complexity": "vov3d.models.complexity",
-    "prepare_for_inference": "vov3d.models.inference",
-    "prepare_for_training": "vov3d.models.training",
+    "prepare_for_inference": "vov3d.accel.prepare",
+    "prepare_for_training": "vov3d.accel.prepare",
 }
 
 __all__ = sorted(_EXPORTS)

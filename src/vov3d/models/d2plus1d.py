@@ -25,7 +25,6 @@ class D2Plus1D(nn.Module):
         se_ratio: SE squeeze ratio.
     """
 
-    conv_bn_pairs = (("a.0", "a.1"), ("b2", "b_bn"), ("c.0", "c.1"))
 
     def __init__(
         self,

@@ -35,7 +35,6 @@ class X3DHead(nn.Module):
     Module names (``conv_5``, ``conv_5_bn``, ``lin_5``, ``projection``) are the original's.
     """
 
-    conv_bn_pairs = (("conv_5", "conv_5_bn"),)
 
     def __init__(
         self,

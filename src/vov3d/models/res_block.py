@@ -19,10 +19,8 @@ class ResBlock(nn.Module):
         if dim_in != dim_out or stride != 1:
             self.branch1 = nn.Conv3d(dim_in, dim_out, 1, stride=(1, stride, stride), bias=False)
             self.branch1_bn = nn.BatchNorm3d(dim_out)
-            self.conv_bn_pairs = (("branch1", "branch1_bn"),)
         else:
             self.branch1 = None
-            self.conv_bn_pairs = ()
         self.branch2 = transform
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

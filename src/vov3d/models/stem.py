@@ -12,7 +12,6 @@ class X3DStem(nn.Module):
     Registered under ``s1.pathway0_stem`` with the original's child names ``conv_xy``, ``conv``, ``bn``.
     """
 
-    conv_bn_pairs = (("conv", "bn"),)
 
     def __init__(self, dim_out: int, temporal_kernel: int = 5, dim_in: int = 3) -> None:
         super().__init__()

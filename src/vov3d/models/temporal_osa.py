@@ -26,7 +26,6 @@ class TemporalOSA(nn.Module):
         se_ratio: SE squeeze ratio.
     """
 
-    conv_bn_pairs = (("c", "c_bn"),)
 
     def __init__(
         self,

@@ -6,7 +6,7 @@ import math
 from typing import Sequence
 
 from vov3d.models.head import HeadPool, X3DHead
-from vov3d.models.init import init_weights
+from vov3d.models.weight_init import init_weights
 from vov3d.models.network import VideoClassifier, res_stage
 from vov3d.models.registry import register_model
 from vov3d.models.res_block import ResBlock

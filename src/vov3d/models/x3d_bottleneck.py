@@ -16,7 +16,6 @@ class X3DBottleneck(nn.Module):
     with an even index within the stage (spec §3.2).
     """
 
-    conv_bn_pairs = (("a", "a_bn"), ("b", "b_bn"), ("c", "c_bn"))
 
     def __init__(
         self,

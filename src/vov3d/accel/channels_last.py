@@ -1,28 +1,31 @@
-"""The same networks, run in a channels-last (N, T, H, W, C) layout with ops that a CPU does fast.
+"""The channels-last network: a VoV3D or X3D run in an (N, T, H, W, C) layout with ops that a CPU does fast.
 
-``FastVideoClassifier(model)`` computes exactly what ``model`` (a ``VideoClassifier``: VoV3D or X3D)
-computes, with the same parameters (it holds ``model`` and reads its weights on every call, so
-gradients flow to them), but restructured:
+``ChannelsLastNetwork(model)`` computes exactly what ``model`` (a ``VideoClassifier``: VoV3D or X3D)
+computes, with the same parameters (it reads ``model``'s weights on every call, so gradients flow to them),
+but restructured:
 
 * activations are (N, T, H, W, C) tensors, contiguous: a 1x1x1 conv is one matrix product
   ``(N*T*H*W, C_in) @ (C_in, C_out)`` (``F.linear``), with no layout reorder around it;
 * a 1x3x3 conv (the stem's ``conv_xy``, D(2+1)D's depthwise ``b1``) is a 2D conv over the N*T frames
   of a zero-copy channels-last view (oneDNN's fast depthwise kernel);
 * a temporal depthwise k x 1 x 1 conv (stem ``conv``, D(2+1)D's ``b2``) is a k-term shift-add over whole
-  (H, W, C) frames: contiguous slices, fused into one loop with what follows under ``torch.compile``;
+  (H, W, C) frames: contiguous slices, fused into one loop with what follows under compilation;
 * BN, when not folded, runs on a zero-copy channels-last view (training: batch statistics, running
   statistics updated as ``nn.BatchNorm3d`` does); SE pools over (T, H, W) and scales the last dim;
-* T-OSA's concatenation is kept as one ``torch.cat`` of (N, T, H, W, C) tensors along C; under
-  ``torch.compile`` the residual add + ReLU that produce each layer's output write straight into the
-  concatenation buffer (no separate copy).
+* T-OSA's concatenation is kept as one ``torch.cat`` of (N, T, H, W, C) tensors along C; compiled, the
+  residual add + ReLU that produce each layer's output write straight into the concatenation buffer.
 
 X3D's 3x3x3 depthwise conv runs as a ``channels_last_3d`` ``conv3d`` on a zero-copy view (oneDNN).
 Anything else (the original head's fixed pool) calls the original module on a zero-copy view.
 
-With ``kernels`` (vov3d's kernel library; ``vov3d.prepare_for_training``), the batch norms that use batch
-statistics and what surrounds them (residual add, ReLU, D(2+1)D's depthwise convs, SE, Swish), and the
-1x1x1 convs while gradients are on, run through ``train_kernels`` instead: the same maths, fewer passes
-over memory.
+With the kernel library (``lib``; ``prepare_for_training(model, backend="kernels")``), the batch norms that
+use batch statistics and what surrounds them (residual add, ReLU, D(2+1)D's depthwise convs, SE, Swish), and
+the 1x1x1 convs while gradients are on, run through the training kernels (``kernel_adapters``) instead: the
+same maths, fewer passes over memory.
+
+The network's registered submodules are the model's own (``s1``..``s5``, ``head``): its ``state_dict()``,
+``parameters()`` and ``train()``/``eval()`` are the model's, each tensor listed once under the model's names.
+The per-block runners below are plain objects that hold references to the model's blocks.
 """
 
 from __future__ import annotations
@@ -34,14 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vov3d.models.d2plus1d import D2Plus1D
-from vov3d.models.head import X3DHead
-from vov3d.models.network import VideoClassifier, single_pathway
-from vov3d.models.res_block import ResBlock
-from vov3d.models.squeeze_excitation import SqueezeExcitation
-from vov3d.models.stem import X3DStem
-from vov3d.models.temporal_osa import TemporalOSA
-from vov3d.models.train_kernels import (
+from vov3d.accel.kernel_adapters import (
     batch_norm_act,
     bn_relu_depthwise,
     bn_se_act,
@@ -49,6 +45,13 @@ from vov3d.models.train_kernels import (
     temporal_conv_sums,
     training_batch_norm,
 )
+from vov3d.models.d2plus1d import D2Plus1D
+from vov3d.models.head import X3DHead
+from vov3d.models.network import VideoClassifier, single_pathway
+from vov3d.models.res_block import ResBlock
+from vov3d.models.squeeze_excitation import SqueezeExcitation
+from vov3d.models.stem import X3DStem
+from vov3d.models.temporal_osa import TemporalOSA
 from vov3d.models.x3d_bottleneck import X3DBottleneck
 
 # ---------------------------------------------------------------------------------------------
@@ -139,16 +142,15 @@ def norm_act(
 
 
 # ---------------------------------------------------------------------------------------------
-# Blocks. Each holds the original block and reads its parameters at every call.
+# Blocks. Each holds a reference to the original block (not a submodule) and reads its parameters at every call.
 
 
-class FastStem(nn.Module):
+class ChannelsLastStem:
     def __init__(self, stem: X3DStem, lib: ctypes.CDLL | None = None) -> None:
-        super().__init__()
         self.src = stem
         self.lib = lib
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, T, H, W, 3) -> (N, T, H/2, W/2, C)
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:  # (N, T, H, W, 3) -> (N, T, H/2, W/2, C)
         s = self.src
         y = spatial_conv(x, s.conv_xy)
         if self.lib is not None and training_batch_norm(s.bn):
@@ -156,13 +158,12 @@ class FastStem(nn.Module):
         return F.relu(batch_norm(temporal_depthwise(y, s.conv), s.bn))
 
 
-class FastD2Plus1D(nn.Module):
+class ChannelsLastD2Plus1D:
     def __init__(self, layer: D2Plus1D, lib: ctypes.CDLL | None = None) -> None:
-        super().__init__()
         self.src = layer
         self.lib = lib
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
         s, lib = self.src, self.lib
         y = pointwise(x, s.a[0], lib)
         if lib is not None and training_batch_norm(s.a[1]) and training_batch_norm(s.b_bn):
@@ -178,14 +179,13 @@ class FastD2Plus1D(nn.Module):
         return norm_act(pointwise(y, s.c[0], lib), s.c[1], lib, residual=x if s.has_residual else None, relu=True)
 
 
-class FastTemporalOSA(nn.Module):
+class ChannelsLastTemporalOSA:
     def __init__(self, tosa: TemporalOSA, lib: ctypes.CDLL | None = None) -> None:
-        super().__init__()
         self.src = tosa
         self.lib = lib
-        self.layers = nn.ModuleList(FastD2Plus1D(layer, lib) for layer in tosa.layers)
+        self.layers = [ChannelsLastD2Plus1D(layer, lib) for layer in tosa.layers]
 
-    def forward(self, x: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
         """The block's output, ``relu(shortcut + aggregation)``."""
         outputs = [x] if self.src.include_input else []
         for layer in self.layers:
@@ -195,13 +195,12 @@ class FastTemporalOSA(nn.Module):
         return norm_act(y, self.src.c_bn, self.lib, residual=shortcut, relu=True)
 
 
-class FastX3DBottleneck(nn.Module):
+class ChannelsLastX3DBottleneck:
     def __init__(self, block: X3DBottleneck, lib: ctypes.CDLL | None = None) -> None:
-        super().__init__()
         self.src = block
         self.lib = lib
 
-    def forward(self, x: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
         """The block's output, ``relu(shortcut + transform)``."""
         s = self.src
         y = norm_act(pointwise(x, s.a, self.lib), s.a_bn, self.lib, relu=True)
@@ -211,20 +210,19 @@ class FastX3DBottleneck(nn.Module):
         return norm_act(pointwise(F.silu(y), s.c, self.lib), s.c_bn, self.lib, residual=shortcut, relu=True)
 
 
-class FastResBlock(nn.Module):
+class ChannelsLastResBlock:
     def __init__(self, block: ResBlock, lib: ctypes.CDLL | None = None) -> None:
-        super().__init__()
         self.src = block
         self.lib = lib
         transform = block.branch2
         if isinstance(transform, TemporalOSA):
-            self.transform: nn.Module = FastTemporalOSA(transform, lib)
+            self.transform: ChannelsLastTemporalOSA | ChannelsLastX3DBottleneck = ChannelsLastTemporalOSA(transform, lib)
         elif isinstance(transform, X3DBottleneck):
-            self.transform = FastX3DBottleneck(transform, lib)
+            self.transform = ChannelsLastX3DBottleneck(transform, lib)
         else:
             raise TypeError(f"no fast version of {type(transform).__name__}")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
         s = self.src
         if s.branch1 is None:
             shortcut = x
@@ -234,13 +232,12 @@ class FastResBlock(nn.Module):
         return self.transform(x, shortcut)
 
 
-class FastHead(nn.Module):
+class ChannelsLastHead:
     def __init__(self, head: X3DHead, lib: ctypes.CDLL | None = None) -> None:
-        super().__init__()
         self.src = head
         self.lib = lib
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
         s = self.src
         if s.pool != "global":
             return s(to_ncdhw(x))
@@ -252,25 +249,35 @@ class FastHead(nn.Module):
         return s.projection(x).flatten(1)
 
 
-class FastVideoClassifier(nn.Module):
-    """``model`` (a ``VideoClassifier``) restructured for a CPU; same outputs, same parameters.
+class ChannelsLastNetwork(nn.Module):
+    """``model`` (a VoV3D or X3D ``VideoClassifier``) restructured for a CPU; same outputs, same parameters.
 
-    Train and eval mode follow ``model``'s (``train()``/``eval()`` on this module set both).
-    ``kernels``: vov3d's kernel library (``cpu_kernels.load_kernels``); given, the batch norms that use
-    batch statistics (training mode), and what the training kernels fuse with them, run through
-    ``train_kernels`` (float32 only); else everything runs as torch ops.
+    Its submodules are ``model``'s own (``state_dict()`` and ``parameters()`` are ``model``'s, under the same
+    names); ``train()``/``eval()`` set ``model``'s mode. ``lib``: the kernel library
+    (``vov3d.ops.library.load_library``); given, the batch norms that use batch statistics (training mode), and
+    what the training kernels fuse with them, run through the training kernels (float32 only); else everything
+    runs as torch ops.
     """
 
-    def __init__(self, model: VideoClassifier, kernels: ctypes.CDLL | None = None) -> None:
+    def __init__(self, model: VideoClassifier, lib: ctypes.CDLL | None = None) -> None:
         super().__init__()
         if not isinstance(model, VideoClassifier) or not isinstance(model.s1.pathway0_stem, X3DStem):
             raise TypeError(f"expected a VoV3D or X3D VideoClassifier, got {type(model).__name__}")
-        self.model = model
-        self.stem = FastStem(model.s1.pathway0_stem, kernels)
-        self.blocks = nn.ModuleList(
-            FastResBlock(b, kernels) for stage in (model.s2, model.s3, model.s4, model.s5) for b in stage
+        for name, child in model.named_children():  # the model's own modules: one state dict, one set of names
+            self.add_module(name, child)
+        object.__setattr__(self, "model", model)  # a reference, not a submodule (its tensors are listed above)
+        self.lib = lib
+        self.runners = (
+            ChannelsLastStem(model.s1.pathway0_stem, lib),
+            [ChannelsLastResBlock(b, lib) for stage in (model.s2, model.s3, model.s4, model.s5) for b in stage],
+            ChannelsLastHead(model.head, lib),
         )
-        self.head = FastHead(model.head, kernels)
+        self.train(model.training)
+
+    def train(self, mode: bool = True) -> ChannelsLastNetwork:
+        super().train(mode)
+        self.model.training = mode
+        return self
 
     def forward(self, x: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
         x = single_pathway(x)
@@ -279,7 +286,8 @@ class FastVideoClassifier(nn.Module):
 
     def forward_nthwc(self, x: torch.Tensor) -> torch.Tensor:
         """Logits from a contiguous (N, T, H, W, 3) clip."""
-        x = self.stem(x)
-        for block in self.blocks:
+        stem, blocks, head = self.runners
+        x = stem(x)
+        for block in blocks:
             x = block(x)
-        return self.head(x)
+        return head(x)

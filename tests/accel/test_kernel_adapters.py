@@ -1,22 +1,20 @@
-"""vov3d's training kernels (``models/csrc/train_kernels.c`` via ``models/train_kernels.py``) against torch's
-ops in float64: outputs, every gradient, and batch norm's running statistics."""
+"""The training kernels applied to modules (``vov3d.accel.kernel_adapters`` over ``vov3d.ops.training_kernels``)
+against torch's ops in float64: outputs, every gradient, and batch norm's running statistics."""
 
 from __future__ import annotations
-
-import copy
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-import vov3d
-from vov3d.models import D2Plus1D, X3DBottleneck, cpu_kernels, train_kernels
+from vov3d.accel import kernel_adapters
+from vov3d.ops.library import load_library
 
 
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory):
-    lib = cpu_kernels.load_kernels(tmp_path_factory.mktemp("kernels"))
+    lib = load_library(tmp_path_factory.mktemp("kernels"))
     assert lib is not None, "the test machine has a C compiler: the kernels must build"
     return lib
 
@@ -57,7 +55,7 @@ def test_batch_norm_act_equals_batchnorm3d(lib, c, relu, residual, momentum):
     grad = torch.randn_like(x)
 
     xa, ra = leaf(x), leaf(res) if residual else None
-    y = train_kernels.batch_norm_act(lib, xa, bn, ra, relu)
+    y = kernel_adapters.batch_norm_act(lib, xa, bn, ra, relu)
     (y * grad).sum().backward()
 
     xb, rb = leaf(x.double()), leaf(res.double()) if residual else None
@@ -84,7 +82,7 @@ def test_batch_norm_act_sums_many_rows_accurately(lib):
     bn = random_bn(24, 0.1)
     ref = random_bn(24, 0.1).double()
     ref.load_state_dict(bn.state_dict())
-    y = train_kernels.batch_norm_act(lib, x, bn)
+    y = kernel_adapters.batch_norm_act(lib, x, bn)
     yb = ref(x.double().permute(0, 4, 1, 2, 3)).permute(0, 2, 3, 4, 1)
     assert_close(y, yb, tol=1e-5, msg="output")
     assert_close(bn.running_var, ref.running_var, tol=1e-5, msg="running variance")
@@ -101,7 +99,7 @@ def test_temporal_conv_sums_equals_conv3d(lib, shape, k):
     gv, g1, g2 = torch.randn(shape), torch.randn(shape[0], c), torch.randn(shape[0], c) * 0.1
 
     ya = leaf(y)
-    v, s1, s2, shift = train_kernels.temporal_conv_sums(lib, ya, conv)
+    v, s1, s2, shift = kernel_adapters.temporal_conv_sums(lib, ya, conv)
     ((v * gv).sum() + (s1 * g1).sum() + (s2 * g2).sum()).backward()
 
     yb = leaf(y.double())
@@ -141,7 +139,7 @@ def test_bn_relu_depthwise_equals_batchnorm_relu_conv3d(lib, shape, stride):
     ref.load_state_dict(conv.state_dict())
     x = torch.randn(shape) + 0.3
     xa = leaf(x)
-    y = train_kernels.bn_relu_depthwise(lib, xa, bn, conv)
+    y = kernel_adapters.bn_relu_depthwise(lib, xa, bn, conv)
     grad = torch.randn_like(y)
     (y * grad).sum().backward()
     xb = leaf(x.double())
@@ -163,7 +161,7 @@ def test_affine_act_equals_torch(lib, act, c):
     scale, shift = torch.randn(3, c), torch.randn(3, c)
     grad = torch.randn_like(x)
     xa, sa, ta = leaf(x), leaf(scale), leaf(shift)
-    y = train_kernels.affine_act(lib, xa, sa, ta, act)
+    y = kernel_adapters.affine_act(lib, xa, sa, ta, act)
     (y * grad).sum().backward()
     xb, sb, tb = leaf(x.double()), leaf(scale.double()), leaf(shift.double())
     z = xb * sb[:, None, None, None] + tb[:, None, None, None]
@@ -182,7 +180,7 @@ def test_pointwise_conv_equals_linear(lib, k, n, rows):
     x = torch.randn(rows, 1, 1, 1, k)
     grad = torch.randn(rows, 1, 1, 1, n)
     xa = leaf(x)
-    y = train_kernels.pointwise_conv(lib, xa, conv)
+    y = kernel_adapters.pointwise_conv(lib, xa, conv)
     (y * grad).sum().backward()
     xb, wb = leaf(x.double()), leaf(conv.weight.detach().double())
     yb = F.linear(xb, wb.reshape(n, k))
@@ -199,7 +197,7 @@ def test_pointwise_conv_over_parts_equals_linear_over_their_concatenation(lib):
     parts = [torch.randn(2, 3, 4, 5, k) for k in widths]
     grad = torch.randn(2, 3, 4, 5, 19)
     leaves = [leaf(p) for p in parts]
-    y = train_kernels.pointwise_conv(lib, leaves, conv)
+    y = kernel_adapters.pointwise_conv(lib, leaves, conv)
     (y * grad).sum().backward()
     ref = [leaf(p.double()) for p in parts]
     wb = leaf(conv.weight.detach().double())
@@ -215,13 +213,13 @@ def test_pointwise_conv_with_a_frozen_weight_still_gives_the_input_gradient(lib)
     torch.manual_seed(0)
     conv = nn.Conv3d(24, 48, 1, bias=False).requires_grad_(False)
     x = leaf(torch.randn(50, 24))
-    train_kernels.pointwise_conv(lib, x, conv).sum().backward()
+    kernel_adapters.pointwise_conv(lib, x, conv).sum().backward()
     torch.testing.assert_close(x.grad, conv.weight.flatten(1).sum(0).expand(50, 24), rtol=1e-5, atol=1e-5)
     assert conv.weight.grad is None
 
 
 def test_bn_se_act_equals_batchnorm_squeeze_excitation_swish(lib):
-    from vov3d.models.fast_blocks import se_gate
+    from vov3d.accel.channels_last import se_gate
     from vov3d.models.squeeze_excitation import SqueezeExcitation
 
     torch.manual_seed(0)
@@ -237,7 +235,7 @@ def test_bn_se_act_equals_batchnorm_squeeze_excitation_swish(lib):
     shift = torch.full((c,), 0.3)
     centred = va.double() - shift.double()
     sums, sums_sq = centred.sum(dim=(1, 2, 3)), (centred**2).sum(dim=(1, 2, 3))
-    y = train_kernels.bn_se_act(lib, va, sums, sums_sq, shift, bn, lambda pooled: se_gate(pooled, se), "silu")
+    y = kernel_adapters.bn_se_act(lib, va, sums, sums_sq, shift, bn, lambda pooled: se_gate(pooled, se), "silu")
     (y * grad).sum().backward()
 
     vb = leaf(v.double())
@@ -257,80 +255,18 @@ def test_bn_se_act_equals_batchnorm_squeeze_excitation_swish(lib):
 def test_bad_arguments_are_named(lib):
     bn = nn.BatchNorm3d(8)
     with pytest.raises(ValueError, match="x: expected a contiguous float32"):
-        train_kernels.batch_norm_act(lib, torch.randn(2, 3, 8).double(), bn)
+        kernel_adapters.batch_norm_act(lib, torch.randn(2, 3, 8).double(), bn)
     with pytest.raises(ValueError, match="residual: expected shape"):
-        train_kernels.batch_norm_act(lib, torch.randn(2, 3, 8), bn, residual=torch.randn(2, 8))
+        kernel_adapters.batch_norm_act(lib, torch.randn(2, 3, 8), bn, residual=torch.randn(2, 8))
     with pytest.raises(ValueError, match="depthwise odd k x 1 x 1 conv"):
-        train_kernels.temporal_conv_sums(lib, torch.randn(1, 2, 3, 3, 8), nn.Conv3d(8, 8, (3, 1, 1), groups=8))
+        kernel_adapters.temporal_conv_sums(lib, torch.randn(1, 2, 3, 3, 8), nn.Conv3d(8, 8, (3, 1, 1), groups=8))
     with pytest.raises(ValueError, match="depthwise 1x3x3 conv"):
-        train_kernels.bn_relu_depthwise(lib, torch.randn(1, 2, 3, 3, 8), bn, nn.Conv3d(8, 8, (1, 3, 3), groups=8))
+        kernel_adapters.bn_relu_depthwise(lib, torch.randn(1, 2, 3, 3, 8), bn, nn.Conv3d(8, 8, (1, 3, 3), groups=8))
     with pytest.raises(ValueError, match="scale: expected shape"):
-        train_kernels.affine_act(lib, torch.randn(2, 3, 8), torch.randn(8), torch.randn(2, 8))
+        kernel_adapters.affine_act(lib, torch.randn(2, 3, 8), torch.randn(8), torch.randn(2, 8))
     with pytest.raises(ValueError, match="act: expected"):
-        train_kernels.affine_act(lib, torch.randn(2, 3, 8), torch.randn(2, 8), torch.randn(2, 8), "gelu")
+        kernel_adapters.affine_act(lib, torch.randn(2, 3, 8), torch.randn(2, 8), torch.randn(2, 8), "gelu")
     with pytest.raises(ValueError, match="x: expected 8 channels"):
-        train_kernels.pointwise_conv(lib, torch.randn(4, 6), nn.Conv3d(8, 4, 1, bias=False))
+        kernel_adapters.pointwise_conv(lib, torch.randn(4, 6), nn.Conv3d(8, 4, 1, bias=False))
     with pytest.raises(ValueError, match=r"x\[1\]: expected shape"):
-        train_kernels.pointwise_conv(lib, [torch.randn(4, 4), torch.randn(5, 4)], nn.Conv3d(8, 4, 1, bias=False))
-
-
-def graph_nodes(output: torch.Tensor) -> list[str]:
-    """The names of the autograd nodes ``output`` depends on."""
-    seen, todo, names = set(), [output.grad_fn], []
-    while todo:
-        node = todo.pop()
-        if node is None or node in seen:
-            continue
-        seen.add(node)
-        names.append(type(node).__name__)
-        todo.extend(next_fn for next_fn, _ in node.next_functions)
-    return names
-
-
-@pytest.mark.parametrize("name", ["vov3d_m", "x3d_m"])
-def test_prepare_for_training_runs_the_kernels_on_the_model(name):
-    model = vov3d.create_model(name, num_classes=10, dropout=0.0)
-    fast = vov3d.prepare_for_training(model, kernels=True)
-    assert fast.model is model and fast.training
-    names = graph_nodes(fast(torch.randn(2, 3, 4, 32, 32)).sum())
-    bns = sum(isinstance(m, nn.BatchNorm3d) for m in model.modules())
-    temporal = sum(isinstance(m, nn.Conv3d) and m.kernel_size[1:] == (1, 1) and m.kernel_size[0] > 1 for m in model.modules())
-    # Every batch norm runs through the kernels: after a temporal conv (VoV3D's D(2+1)D and the stem) as
-    # bn_se_act, D(2+1)D's first with its depthwise 1x3x3 conv (bn_relu_depthwise), the others as
-    # batch_norm_act; but X3D's after its 3x3x3 depthwise conv (torch ops). No concatenation is written
-    # (T-OSA's aggregation reads the layer outputs in place).
-    x3d_middle = sum(isinstance(m, X3DBottleneck) for m in model.modules())
-    d2plus1d = sum(isinstance(m, D2Plus1D) for m in model.modules())
-    assert names.count("_TemporalConvSumsBackward") == names.count("_AffineActBackward") == temporal
-    assert names.count("_BatchNormReluDepthwiseBackward") == d2plus1d
-    assert names.count("_BatchNormActBackward") == bns - temporal - d2plus1d - x3d_middle
-    assert names.count("NativeBatchNormBackward0") == x3d_middle and "CatBackward0" not in names
-    # Without the kernels, the same wrapper runs torch ops.
-    plain_names = graph_nodes(vov3d.prepare_for_training(model, kernels=False)(torch.randn(1, 3, 2, 32, 32)).sum())
-    assert "_BatchNormActBackward" not in plain_names and "NativeBatchNormBackward0" in plain_names
-
-
-def test_prepared_model_deep_copies_sharing_the_library():
-    model = vov3d.create_model("vov3d_m", num_classes=10, dropout=0.0)
-    fast = vov3d.prepare_for_training(model, kernels=True)
-    twin = copy.deepcopy(fast)  # e.g. an EMA copy: new parameters, the same kernel library
-    assert twin.stem.lib is fast.stem.lib and twin.model is not model
-    x = torch.randn(2, 3, 2, 32, 32)
-    torch.testing.assert_close(twin(x), fast(x), rtol=0, atol=0)
-
-
-def test_prepare_for_training_refuses_kernels_for_other_dtypes():
-    model = vov3d.create_model("vov3d_m", num_classes=10).double()
-    with pytest.raises(ValueError, match="float32 model on the CPU"):
-        vov3d.prepare_for_training(model, kernels=True)
-    assert vov3d.prepare_for_training(model).stem.lib is None  # the default falls back to torch ops
-
-
-def test_prepare_for_training_without_a_kernel_library(monkeypatch):
-    from vov3d.models import training
-
-    monkeypatch.setattr(training, "load_kernels", lambda cache_dir: None)  # as without a C compiler
-    model = vov3d.create_model("vov3d_m", num_classes=10)
-    assert vov3d.prepare_for_training(model).stem.lib is None  # torch ops
-    with pytest.raises(RuntimeError, match="could not be built"):
-        vov3d.prepare_for_training(model, kernels=True)
+        kernel_adapters.pointwise_conv(lib, [torch.randn(4, 4), torch.randn(5, 4)], nn.Conv3d(8, 4, 1, bias=False))

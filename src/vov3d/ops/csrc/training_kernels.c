@@ -1,4 +1,4 @@
-/* Fused CPU kernels for training VoV3D and X3D, forward and backward (see vov3d/models/train_kernels.py):
+/* Fused CPU kernels for training VoV3D and X3D, forward and backward (see vov3d/ops/training_kernels.py):
  * batch norm in training mode with what follows it (residual, ReLU, squeeze-excitation, Swish), D(2+1)D's
  * temporal depthwise conv with the per-clip sums batch norm needs, its first batch norm + ReLU with the
  * depthwise 1x3x3 conv, and the weight gradient of the 1x1x1 convs.

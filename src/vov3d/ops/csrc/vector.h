@@ -1,4 +1,4 @@
-/* Vector types and activations shared by vov3d's CPU kernels (cpu_kernels.c, train_kernels.c). */
+/* Vector types and activations shared by vov3d's CPU kernels (inference_kernels.c, training_kernels.c). */
 #ifndef VOV3D_VECTOR_H
 #define VOV3D_VECTOR_H
 #include <stdint.h>

@@ -1,17 +1,17 @@
-"""vov3d's fused training kernels (``csrc/train_kernels.c``) as autograd functions.
+"""The training kernels (``csrc/training_kernels.c``) as autograd functions of tensors.
 
-``FastVideoClassifier(model, kernels=lib)`` (``vov3d.prepare_for_training``) runs its batch norms (in
-training mode), D(2+1)D's depthwise convs, squeeze-excitation, the activations and the 1x1x1 convs through
-these, on contiguous channels-last (N, T, H, W, C) tensors. What they save is passes over memory: at
-batch 8 the activations fit in no cache, and the torch ops spent two thirds of a training step in
-elementwise passes (``benchmarks/RESULTS.md`` §4).
+``vov3d.accel.channels_last.ChannelsLastNetwork`` with the kernel library (``prepare_for_training(model,
+backend="kernels")``) runs its batch norms (in training mode), D(2+1)D's depthwise convs, squeeze-excitation,
+the activations and the 1x1x1 convs through these (``vov3d.accel.kernel_adapters`` applies them to modules
+and updates the batch norms' running statistics), on contiguous channels-last (N, T, H, W, C) tensors. What
+they save is passes over memory: at batch 8 the activations fit in no cache, and the torch ops spent two
+thirds of a training step in elementwise passes (``benchmarks/RESULTS.md`` §4).
 
-* ``batch_norm_act``: ``nn.BatchNorm3d`` in training mode (batch statistics; running statistics updated
-  as ``nn.BatchNorm3d`` does), then an optional residual add and ReLU: two passes forward (sums, apply)
-  and two backward, where torch takes five and five to eight.
-* ``pointwise_conv``: a 1x1x1 conv as a matrix product, forward and input gradient through ``cpu_kernels.gemm``
-  and the weight gradient ``x^T dy`` through ``vov3d_gemm_tn`` (1.0-2.4x MKL's rate on VoV3D-M's shapes,
-  ``benchmarks/kernels.py --training-only``); T-OSA's aggregation reads its inputs in place;
+* ``batch_norm_act``: batch norm with batch statistics, then an optional residual add and ReLU: two passes
+  forward (sums, apply) and two backward, where torch takes five and five to eight.
+* ``pointwise_conv``: a 1x1x1 conv as a matrix product, forward and input gradient through
+  ``inference_kernels.gemm`` and the weight gradient ``x^T dy`` through ``vov3d_gemm_tn`` (1.0-2.4x MKL's rate
+  on VoV3D-M's shapes, ``benchmarks/kernels.py --training-only``); T-OSA's aggregation reads its inputs in place;
 * ``bn_relu_depthwise``: D(2+1)D's first batch norm, ReLU and depthwise 1x3x3 conv, the ReLU's output
   formed frame by frame in cache and never written out, forward and backward;
 * ``temporal_conv_sums``: the depthwise k x 1 x 1 conv, with the per-clip sums of its output and of their
@@ -20,9 +20,11 @@ elementwise passes (``benchmarks/RESULTS.md`` §4).
   and the excitation from the sums, (N, C) tensors differentiated by autograd, and applies all of them
   in one pass (``affine_act``: per clip and channel ``act(v * scale + shift)``), one pass backward.
 
-Batch statistics are summed in float64 (float32 within blocks of rows); gradients agree with the plain
-model's to float32 rounding (``tests/models/test_train_kernels.py``). First derivatives only: the
-backward passes are ``once_differentiable`` (a double backward errors).
+The batch-norm functions return the batch mean and (biased) variance too, for the caller's running
+statistics. Batch statistics are summed in float64 (float32 within blocks of rows); gradients agree with
+the plain model's to float32 rounding (``tests/ops/test_training_kernels.py``). First derivatives only: the
+backward passes are ``once_differentiable`` (a double backward errors). ``act`` is always an activation
+function: ``"relu"`` or ``"silu"``.
 """
 
 from __future__ import annotations
@@ -31,12 +33,12 @@ import ctypes
 from typing import Callable, Sequence
 
 import torch
-from torch import nn
 from torch.autograd.function import once_differentiable
 
-from vov3d.models.cpu_kernels import MAX_TAPS, gemm, pack_weight
+from vov3d.ops.inference_kernels import gemm, pack_weight
+from vov3d.ops.library import MAX_TAPS
 
-ACTS = {None: 0, "relu": 1, "silu": 2}
+ACTIVATIONS = {None: 0, "relu": 1, "silu": 2}  # the kernels' act codes
 
 
 def _check(name: str, t: torch.Tensor) -> None:
@@ -129,42 +131,25 @@ class _BatchNormAct(torch.autograd.Function):
         return dx, dweight, dbias, dres, None, None, None
 
 
-def training_batch_norm(bn: nn.Module) -> bool:
-    """Whether ``bn`` normalises with batch statistics: a ``BatchNorm3d`` in training mode (or without
-    running statistics), with its affine parameters (as every batch norm of VoV3D and X3D)."""
-    return (
-        isinstance(bn, nn.BatchNorm3d)
-        and bn.affine
-        and (bn.training or bn.running_mean is None)
-    )
-
-
-def _update_running_stats(bn: nn.BatchNorm3d, mean: torch.Tensor, var: torch.Tensor, count: int) -> None:
-    """What ``nn.BatchNorm3d`` does to its running statistics in training mode (unbiased variance)."""
-    if not (bn.training and bn.track_running_stats):
-        return
-    with torch.no_grad():
-        bn.num_batches_tracked.add_(1)
-        factor = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
-        bn.running_mean.mul_(1 - factor).add_(mean.to(bn.running_mean.dtype), alpha=factor)
-        unbiased = var * count / max(count - 1, 1)
-        bn.running_var.mul_(1 - factor).add_(unbiased.to(bn.running_var.dtype), alpha=factor)
-
-
 def batch_norm_act(
-    lib: ctypes.CDLL, x: torch.Tensor, bn: nn.BatchNorm3d, residual: torch.Tensor | None = None, relu: bool = False
-) -> torch.Tensor:
-    """``act(bn(x) + residual)`` over the last dim of a contiguous (..., C) ``x``, ``bn`` in training mode
-    (``training_batch_norm``); ``act`` is ReLU when ``relu``. Differentiable in ``x``, ``residual`` and
-    ``bn``'s weight and bias; updates ``bn``'s running statistics."""
+    lib: ctypes.CDLL,
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    eps: float,
+    residual: torch.Tensor | None = None,
+    relu: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``act(batch_norm(x) + residual)`` over the last dim of a contiguous (..., C) ``x``, normalised with its
+    batch statistics and the (C,) affine ``weight``, ``bias``; ``act`` is ReLU when ``relu``. Returns the output
+    (differentiable in ``x``, ``residual``, ``weight`` and ``bias``) and the float64 batch mean and biased
+    variance (C,) (not differentiable; for running statistics)."""
     _check("x", x)
     if residual is not None:
         _check("residual", residual)
         if residual.shape != x.shape:
             raise ValueError(f"residual: expected shape {tuple(x.shape)}, got {tuple(residual.shape)}")
-    y, mean, var = _BatchNormAct.apply(x, bn.weight, bn.bias, residual, lib, bn.eps, relu)
-    _update_running_stats(bn, mean, var, _rows(x)[0])
-    return y
+    return _BatchNormAct.apply(x, weight, bias, residual, lib, eps, relu)
 
 
 class _TemporalConvSums(torch.autograd.Function):
@@ -203,20 +188,19 @@ class _TemporalConvSums(torch.autograd.Function):
 
 
 def temporal_conv_sums(
-    lib: ctypes.CDLL, y: torch.Tensor, conv: nn.Conv3d
+    lib: ctypes.CDLL, y: torch.Tensor, weight: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``conv`` (depthwise, k x 1 x 1, zero padding k // 2, stride 1, no bias) over a contiguous (N, T, H, W, C)
-    ``y``: its output ``v``, and the (N, C) float64 sums over (T, H, W) of ``v - shift`` and of their squares,
-    with ``shift`` (C,) ``v``'s first pixel (sums around a typical value, for an accurate variance)."""
+    """A depthwise k x 1 x 1 conv (``weight`` (C, 1, k, 1, 1), k odd, zero padding k // 2, stride 1, no bias) over
+    a contiguous (N, T, H, W, C) ``y``: its output ``v``, and the (N, C) float64 sums over (T, H, W) of
+    ``v - shift`` and of their squares, with ``shift`` (C,) ``v``'s first pixel (sums around a typical value, for
+    an accurate variance)."""
     _check("y", y)
-    kt = conv.weight.shape[2]
     c = y.shape[-1]
-    if (
-        y.dim() != 5 or conv.groups != c or conv.weight.shape != (c, 1, kt, 1, 1) or conv.bias is not None
-        or conv.padding != (kt // 2, 0, 0) or conv.stride != (1, 1, 1) or kt > MAX_TAPS or kt % 2 == 0
-    ):
-        raise ValueError(f"expected a depthwise odd k x 1 x 1 conv without bias over {c} channels, got {conv}")
-    return _TemporalConvSums.apply(y, conv.weight, lib)
+    kt = weight.shape[2] if weight.dim() == 5 else 0
+    if y.dim() != 5 or weight.shape != (c, 1, kt, 1, 1) or kt > MAX_TAPS or kt % 2 == 0:
+        raise ValueError(f"expected (N, T, H, W, C) y and a (C, 1, k, 1, 1) weight, k odd and at most {MAX_TAPS}, "
+                         f"got {tuple(y.shape)} and {tuple(weight.shape)}")
+    return _TemporalConvSums.apply(y, weight, lib)
 
 
 class _AffineAct(torch.autograd.Function):
@@ -259,7 +243,7 @@ def affine_act(
             raise ValueError(f"{name}: expected shape {(n, c)}, got {tuple(t.shape)}")
     if act not in ("relu", "silu"):
         raise ValueError(f"act: expected 'relu' or 'silu', got {act!r}")
-    return _AffineAct.apply(x, scale, shift, lib, ACTS[act])
+    return _AffineAct.apply(x, scale, shift, lib, ACTIVATIONS[act])
 
 
 def bn_se_act(
@@ -268,24 +252,26 @@ def bn_se_act(
     sums: torch.Tensor,
     sums_sq: torch.Tensor,
     shift: torch.Tensor,
-    bn: nn.BatchNorm3d,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    eps: float,
     gate: Callable[[torch.Tensor], torch.Tensor] | None,
     act: str,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``act(gate(bn(v)) * bn(v))`` for (N, T, H, W, C) ``v`` with its (N, C) ``sums`` and ``sums_sq`` around
-    ``shift`` (from ``temporal_conv_sums``), ``bn`` in training mode (running statistics updated). ``gate``
-    maps the (N, C) means of ``bn(v)`` to the squeeze-excitation scales (None: no SE)."""
+    ``shift`` (from ``temporal_conv_sums``), ``bn`` a batch norm with batch statistics and the (C,) affine
+    ``weight``, ``bias``. ``gate`` maps the (N, C) means of ``bn(v)`` to the squeeze-excitation scales (None: no
+    SE). Returns the output and the float64 batch mean and biased variance (C,), detached."""
     n, c = sums.shape
     per_clip = v.numel() // (n * c)
     count = n * per_clip
-    mean, var, _, scale, offset = _normalization(sums.sum(0), sums_sq.sum(0), shift, count, bn.weight, bn.bias, bn.eps)
-    _update_running_stats(bn, mean.detach(), var.detach(), count)
+    mean, var, _, scale, offset = _normalization(sums.sum(0), sums_sq.sum(0), shift, count, weight, bias, eps)
     scale, offset = scale.expand(n, c), offset.expand(n, c)
     if gate is not None:
         clip_means = shift.double() + sums / per_clip
         g = gate((clip_means * scale + offset).float()).double()
         scale, offset = scale * g, offset * g
-    return affine_act(lib, v, _f32(scale), _f32(offset), act)
+    return affine_act(lib, v, _f32(scale), _f32(offset), act), mean.detach(), var.detach()
 
 
 class _PointwiseConv(torch.autograd.Function):
@@ -300,7 +286,7 @@ class _PointwiseConv(torch.autograd.Function):
         packed, zero = pack_weight(w.t(), torch.zeros(n))
         y = gemm(lib, [part.view(rows, -1) for part in parts], packed, zero, n)
         ctx.save_for_backward(w, *parts)
-        ctx.lib = lib
+        ctx.lib, ctx.weight_shape = lib, weight.shape
         return y.view(*parts[0].shape[:-1], n)
 
     @staticmethod
@@ -322,26 +308,26 @@ class _PointwiseConv(torch.autograd.Function):
                 dws.append(dw)
             grads.append(grad)
             k0 += k
-        dweight = torch.cat(dws).t().reshape(n, k0, 1, 1, 1) if dws else None
+        dweight = torch.cat(dws).t().reshape(ctx.weight_shape) if dws else None
         return dweight, None, *grads
 
 
-def pointwise_conv(lib: ctypes.CDLL, x: torch.Tensor | Sequence[torch.Tensor], conv: nn.Conv3d) -> torch.Tensor:
-    """A 1x1x1 conv (no bias) over the last dim of a contiguous (..., C_in) ``x`` (a strided conv's ``x`` is
-    the input already subsampled), or over the concatenation of several such tensors along it, which is
-    never written (each gets its own gradient)."""
+def pointwise_conv(lib: ctypes.CDLL, x: torch.Tensor | Sequence[torch.Tensor], weight: torch.Tensor) -> torch.Tensor:
+    """A 1x1x1 conv without bias (``weight`` (C_out, C_in, 1, 1, 1)) over the last dim of a contiguous (..., C_in)
+    ``x`` (a strided conv's ``x`` is the input already subsampled), or over the concatenation of several such
+    tensors along it, which is never written (each gets its own gradient)."""
     parts = [x] if isinstance(x, torch.Tensor) else list(x)
     for i, part in enumerate(parts):
         _check(f"x[{i}]" if len(parts) > 1 else "x", part)
         if part.shape[:-1] != parts[0].shape[:-1]:
             raise ValueError(f"x[{i}]: expected shape {tuple(parts[0].shape[:-1])} + (C,), got {tuple(part.shape)}")
-    n, k = conv.weight.shape[:2]
-    if conv.weight.shape[2:] != (1, 1, 1) or conv.groups != 1 or conv.bias is not None:
-        raise ValueError(f"expected a 1x1x1 conv without bias or groups, got {conv}")
+    if weight.dim() != 5 or weight.shape[2:] != (1, 1, 1):
+        raise ValueError(f"weight: expected a (C_out, C_in, 1, 1, 1) 1x1x1 conv weight, got {tuple(weight.shape)}")
+    k = weight.shape[1]
     if sum(part.shape[-1] for part in parts) != k:
         shapes = [tuple(part.shape) for part in parts]
         raise ValueError(f"x: expected {k} channels in the last dim (all parts together), got shapes {shapes}")
-    return _PointwiseConv.apply(conv.weight, lib, *parts)
+    return _PointwiseConv.apply(weight, lib, *parts)
 
 
 class _BatchNormReluDepthwise(torch.autograd.Function):
@@ -379,19 +365,24 @@ class _BatchNormReluDepthwise(torch.autograd.Function):
         return dx, dweight, dbias, _f32(dtaps.t()).reshape(ctx.weight_shape), None, None, None
 
 
-def bn_relu_depthwise(lib: ctypes.CDLL, x: torch.Tensor, bn: nn.BatchNorm3d, conv: nn.Conv3d) -> torch.Tensor:
-    """``conv(relu(bn(x)))`` for a contiguous (N, T, H, W, C) ``x``, ``bn`` in training mode (running statistics
-    updated) and ``conv`` depthwise 1x3x3 (padding (0, 1, 1), stride (1, s, s), no bias): D(2+1)D's first
-    batch norm, ReLU and spatial conv, whose intermediate ``relu(bn(x))`` is never written out (formed frame
-    by frame in cache, forward and backward). Differentiable in ``x``, ``bn``'s and ``conv``'s weights."""
+def bn_relu_depthwise(
+    lib: ctypes.CDLL,
+    x: torch.Tensor,
+    bn_weight: torch.Tensor,
+    bn_bias: torch.Tensor,
+    eps: float,
+    conv_weight: torch.Tensor,
+    stride: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``conv(relu(bn(x)))`` for a contiguous (N, T, H, W, C) ``x``: ``bn`` a batch norm with batch statistics and
+    the (C,) affine ``bn_weight``, ``bn_bias``; ``conv`` depthwise 1x3x3 (``conv_weight`` (C, 1, 1, 3, 3), padding
+    (0, 1, 1), stride (1, ``stride``, ``stride``), no bias): D(2+1)D's first batch norm, ReLU and spatial conv,
+    whose intermediate ``relu(bn(x))`` is never written out (formed frame by frame in cache, forward and
+    backward). Returns the output (differentiable in ``x`` and the three weights) and the float64 batch mean and
+    biased variance (C,)."""
     _check("x", x)
     c = x.shape[-1]
-    stride = conv.stride[1]
-    if (
-        x.dim() != 5 or conv.groups != c or conv.weight.shape != (c, 1, 1, 3, 3) or conv.bias is not None
-        or conv.padding != (0, 1, 1) or conv.stride != (1, stride, stride) or conv.dilation != (1, 1, 1)
-    ):
-        raise ValueError(f"expected a depthwise 1x3x3 conv (padding 1, no bias) over {c} channels, got {conv}")
-    y, mean, var = _BatchNormReluDepthwise.apply(x, bn.weight, bn.bias, conv.weight, lib, bn.eps, stride)
-    _update_running_stats(bn, mean, var, _rows(x)[0])
-    return y
+    if x.dim() != 5 or conv_weight.shape != (c, 1, 1, 3, 3) or stride < 1:
+        raise ValueError(f"expected (N, T, H, W, C) x, a (C, 1, 1, 3, 3) weight and stride >= 1, got "
+                         f"{tuple(x.shape)}, {tuple(conv_weight.shape)} and {stride}")
+    return _BatchNormReluDepthwise.apply(x, bn_weight, bn_bias, conv_weight, lib, eps, stride)

@@ -1,4 +1,4 @@
-/* Fused CPU kernels for the inference path of VoV3D and X3D (see vov3d/models/cpu_kernels.py).
+/* Fused CPU kernels for the inference path of VoV3D and X3D (see vov3d/ops/inference_kernels.py).
  *
  * Every tensor is float32, contiguous, channels last: (N, T, H, W, C), C innermost, so each inner loop
  * runs over channels and vectorises (built with -O3 -march=native). Threads: OpenMP, the runtime torch
@@ -848,7 +848,7 @@ void vov3d_se_gate(const float *sums, int rows, int c, float inv_count, const fl
     for (int i = 0; i < c; i++) gate[i] = 1.0f / (1.0f + expf(-(gate[i] + b2[i])));
 }
 
-/* The weights of one D(2+1)D layer as vov3d_d2plus1d_layer reads them (built by cpu_kernels.LayerWeights). */
+/* The weights of one D(2+1)D layer as vov3d_d2plus1d_layer reads them (built by vov3d.ops.inference_kernels.layer_weights). */
 typedef struct {
     const void *wa;  /* first 1x1x1 conv: (cin, lda) packed as for vov3d_gemm, bfloat16 pairs when a_bf16 */
     const float *ba;
@@ -870,7 +870,7 @@ typedef struct {
     int out_bf16;     /* the output is bfloat16, rounded (c_bf16) */
 } vov3d_layer;
 
-/* One D(2+1)D layer of one clip in one call, the same kernel calls fused_inference.FusedD2Plus1D would make one
+/* One D(2+1)D layer of one clip in one call, the same kernel calls vov3d.accel.kernel_network.KernelD2Plus1D would make one
  * by one from Python: the first 1x1x1 conv (+ ReLU) and the depthwise pass, as one vov3d_d2plus1d pass when the
  * conv's output would exceed one_pass_bytes (in `band`-row tasks) or as vov3d_gemm then vov3d_depthwise_st;
  * squeeze-excitation's gate (vov3d_se_gate); the last 1x1x1 conv with SE + Swish on its input, the residual and

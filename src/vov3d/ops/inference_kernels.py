@@ -1,8 +1,6 @@
-"""vov3d's own fused CPU kernels, built on first use and cached on disk: one library from ``csrc/cpu_kernels.c``
-(wrapped here) and ``csrc/train_kernels.c`` (the training kernels, wrapped by ``train_kernels.py``).
-
-Float32 kernels on channels-last (N, T, H, W, C) tensors, for the inference path
-(``fused_inference.FusedVideoClassifier``):
+"""The inference kernels (``csrc/inference_kernels.c``) as functions of tensors: float32 (and bfloat16
+products) on channels-last (N, T, H, W, C) tensors, each taking the kernel library ``lib``
+(``vov3d.ops.library.load_library``). ``vov3d.accel.kernel_network`` runs whole models with them.
 
 * ``depthwise_st``: D(2+1)D's two depthwise stages (1x3x3 spatial, kt x 1 x 1 temporal) and their bias in
   one pass, with the preceding ReLU applied on load and, optionally, Swish on store and per-frame sums
@@ -19,144 +17,29 @@ Float32 kernels on channels-last (N, T, H, W, C) tensors, for the inference path
 * ``stem``: the X3D stem (1x3x3 conv, temporal conv, folded BN, ReLU) in one pass, read straight from
   the (N, C, T, H, W) input;
 * ``se_gate``: squeeze-excitation's gate of one clip from its per-frame sums, in one call;
-* ``d2plus1d_layer``: a whole D(2+1)D layer (the calls above that ``fused_inference`` makes for it) in one
-  call from Python, with its weights gathered once (``layer_weights``).
+* ``d2plus1d_layer``: a whole D(2+1)D layer (the calls above, one by one) in one call from Python, with its
+  weights gathered once (``layer_weights``).
 
 (Ratios from ``benchmarks/kernels.py``, ``benchmarks/RESULTS.md``.)
 
 Why hand-written: no library we can use fuses the two depthwise stages (the point of D(2+1)D, spec
 §2.3) or runs these narrow products with their neighbours fused; oneDNN and inductor run them as
 separate passes over memory.
-
-The library is compiled with the system C compiler (``$CC``, else ``cc``/``gcc``; ``-O3 -march=native
--fopenmp``) into ``<cache_dir>/kernels/<key>.so``, keyed by the source, the compiler's version and the
-CPU, in about a second; later processes load it. Without a compiler, ``load_kernels()`` returns None and
-callers run the same maths with torch ops. The kernels use the OpenMP runtime torch already loaded
-(GNU's, in the PyPI wheels; under a torch built with Intel's OpenMP both runtimes load: still correct,
-but their thread pools may contend).
 """
 
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import platform
-import shutil
-import subprocess
-import threading
-import warnings
-from pathlib import Path
 from typing import Sequence
 
 import torch
 
-CSRC = Path(__file__).with_name("csrc")
-SOURCES = (CSRC / "cpu_kernels.c", CSRC / "train_kernels.c")  # one library; train_kernels.py wraps the second
-HEADERS = (CSRC / "vector.h",)
-# gnu11, not c11: GCC's vector extensions, and FMA contraction (ISO C mode turns it off).
-CFLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=gnu11", "-Wno-psabi")
+from vov3d.ops.library import MAX_TAPS, LayerWeights, has_bf16
 
-MAX_TAPS = 16  # temporal taps the kernels accept
-
-_lock = threading.Lock()
-_loaded: dict[str, ctypes.CDLL | None] = {}
-
-
-def _compiler() -> str | None:
-    for cc in (os.environ.get("CC"), "cc", "gcc", "clang"):
-        if cc and shutil.which(cc):
-            return cc
-    return None
-
-
-def _cpu_id() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return hashlib.sha256(line.encode()).hexdigest()[:16]
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def library_path(cache_dir: Path, cc: str) -> Path:
-    """Where the library built by ``cc`` from the current source for this CPU is cached."""
-    version = subprocess.run([cc, "--version"], capture_output=True, text=True, check=False).stdout
-    key = hashlib.sha256(
-        b"|".join([*(f.read_bytes() for f in SOURCES + HEADERS), version.encode(), " ".join(CFLAGS).encode(), _cpu_id().encode()])
-    ).hexdigest()[:32]
-    return cache_dir / "kernels" / f"cpu_kernels_{key}.so"
-
-
-def _build(cache_dir: Path) -> ctypes.CDLL:
-    cc = _compiler()
-    if cc is None:
-        raise RuntimeError("no C compiler found (set $CC, or install gcc)")
-    path = library_path(cache_dir, cc)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.so")
-        sources = [str(f) for f in SOURCES]
-        result = subprocess.run([cc, *CFLAGS, *sources, "-o", str(tmp), "-lm"], capture_output=True, text=True)
-        if result.returncode != 0:
-            tmp.unlink(missing_ok=True)
-            raise RuntimeError(f"{cc} failed on {' '.join(sources)}:\n{result.stderr.strip()}")
-        os.replace(tmp, path)  # atomic: a concurrent process sees a whole library or none
-    lib = ctypes.CDLL(str(path))
-    lib.__deepcopy__ = lambda memo: lib  # one library per process: modules holding it can be deep-copied
-    i, p, lng = ctypes.c_int, ctypes.c_void_p, ctypes.c_long
-    lib.vov3d_depthwise_st.argtypes = [p, p, i, p, p, p, p, i, i, i, i, i, i, i, i, i]
-    lib.vov3d_depthwise_st.restype = None
-    lib.vov3d_d2plus1d.argtypes = [p, i, p, i, lng, p, p, i, p, p, p, p, i, i, i, i, i, i, i, i]
-    lib.vov3d_d2plus1d.restype = None
-    lib.vov3d_gemm.argtypes = [p, p, p, i, lng, lng, lng, p, i, lng, i, p, p, p, lng, i, p, lng, i]
-    lib.vov3d_gemm.restype = None
-    lib.vov3d_stem.argtypes = [p, i, i, i, i, p, lng, i, p, i, p, p, i, i, i]
-    lib.vov3d_stem.restype = None
-    lib.vov3d_has_bf16.argtypes = []
-    lib.vov3d_has_bf16.restype = i
-    lib.vov3d_se_gate.argtypes = [p, i, i, ctypes.c_float, p, p, i, p, p, p]
-    lib.vov3d_se_gate.restype = None
-    lib.vov3d_d2plus1d_layer.argtypes = [ctypes.POINTER(LayerWeights), p, i, i, i, lng, i, p]
-    lib.vov3d_d2plus1d_layer.restype = None
-    # train_kernels.c
-    lib.vov3d_channel_sums.argtypes = [p, lng, i, p, p, p]
-    lib.vov3d_affine_act.argtypes = [p, p, p, lng, p, lng, i, i, p]
-    lib.vov3d_bn_act_bwd_sums.argtypes = [p, p, p, p, p, p, lng, i, i, p, p]
-    lib.vov3d_bn_act_bwd_apply.argtypes = [p, p, p, p, p, p, p, p, p, lng, i, i, p, p]
-    lib.vov3d_affine_act_bwd.argtypes = [p, p, p, p, lng, lng, i, i, p, p, p]
-    lib.vov3d_temporal_fwd.argtypes = [p, p, i, i, i, lng, i, p, p, p, p]
-    lib.vov3d_temporal_bwd.argtypes = [p, p, p, p, p, p, p, i, i, i, lng, i, p, p]
-    lib.vov3d_gemm_tn.argtypes = [p, p, lng, i, i, p]
-    lib.vov3d_bn_relu_dw3x3_fwd.argtypes = [p, p, p, p, lng, i, i, i, i, p]
-    lib.vov3d_bn_relu_dw3x3_bwd.argtypes = [p, p, p, p, p, p, lng, i, i, i, i, p, p, p, p]
-    for fn in ("channel_sums", "affine_act", "bn_act_bwd_sums", "bn_act_bwd_apply", "affine_act_bwd", "temporal_fwd",
-               "temporal_bwd", "gemm_tn", "bn_relu_dw3x3_fwd", "bn_relu_dw3x3_bwd"):
-        getattr(lib, f"vov3d_{fn}").restype = None
-    return lib
-
-
-def load_kernels(cache_dir: str | os.PathLike) -> ctypes.CDLL | None:
-    """The kernel library, built into ``cache_dir`` if needed; None (with one warning) where it cannot be built."""
-    key = str(Path(cache_dir))
-    with _lock:
-        if key not in _loaded:
-            try:
-                _loaded[key] = _build(Path(cache_dir))
-            except (OSError, RuntimeError) as exc:
-                warnings.warn(f"vov3d: CPU kernels unavailable ({exc}); using torch ops instead")
-                _loaded[key] = None
-        return _loaded[key]
-
-
-def has_bf16(lib: ctypes.CDLL) -> bool:
-    """Whether ``lib`` has the bfloat16 products (it was built for a CPU with AVX512_BF16, BW and VL)."""
-    try:
-        return lib._vov3d_has_bf16  # asked once per library: every bfloat16 gemm call checks it
-    except AttributeError:
-        lib._vov3d_has_bf16 = bool(lib.vov3d_has_bf16())
-        return lib._vov3d_has_bf16
+__all__ = [
+    "LayerWeights", "band_rows", "d2plus1d", "d2plus1d_layer", "depthwise_st", "gemm", "layer_weights",
+    "pack_weight", "se_gate", "stem",
+]
 
 
 _DTYPES = (torch.float32, torch.bfloat16)  # by the kernels' 0/1 bfloat16 flags
@@ -502,23 +385,6 @@ def gemm(
         out.data_ptr(), out.stride(0), res_bf16 | (2 if out_dtype == torch.bfloat16 else 0),
     )
     return out
-
-
-class LayerWeights(ctypes.Structure):
-    """One D(2+1)D layer's weights as ``vov3d_d2plus1d_layer`` reads them (``csrc/cpu_kernels.c``'s
-    ``vov3d_layer``): pointers into the tensors it keeps alive (``tensors``). Build it with ``layer_weights``."""
-
-    _fields_ = [
-        ("wa", ctypes.c_void_p), ("ba", ctypes.c_void_p), ("lda", ctypes.c_long), ("a_bf16", ctypes.c_int),
-        ("wt", ctypes.c_void_p), ("ws", ctypes.c_void_p), ("bias", ctypes.c_void_p),
-        ("kt", ctypes.c_int), ("stride", ctypes.c_int),
-        ("se_w1", ctypes.c_void_p), ("se_b1", ctypes.c_void_p), ("se_w2", ctypes.c_void_p), ("se_b2", ctypes.c_void_p),
-        ("cse", ctypes.c_int),
-        ("wc", ctypes.c_void_p), ("bc", ctypes.c_void_p), ("ldc", ctypes.c_long), ("c_bf16", ctypes.c_int),
-        ("cin", ctypes.c_int), ("d", ctypes.c_int), ("cout", ctypes.c_int),
-        ("has_residual", ctypes.c_int), ("silu_out", ctypes.c_int), ("dw_bf16", ctypes.c_int),
-        ("in_bf16", ctypes.c_int), ("out_bf16", ctypes.c_int),
-    ]
 
 
 def layer_weights(
