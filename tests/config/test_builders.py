@@ -143,4 +143,5 @@ def test_dataset_format_per_split():
     assert builders.dataset_format(cfg, "train") == "ssv2-video"
     assert builders.dataset_format(cfg, "val") == "ssv2-video"
     assert builders.dataset_format(cfg, "test") == "ssv1"
-    assert builders.dataset_format(load_config(None, ["TRAIN.DATASET", "Kinetics"]), "train") == "kinetics"
+    capitalised = load_config(None, ["TRAIN.DATASET", "Kinetics", "TEST.DATASET", "SSv2"])  # any case, as the original
+    assert (capitalised.TRAIN.DATASET, capitalised.TEST.DATASET) == ("kinetics", "ssv2")

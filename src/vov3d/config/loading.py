@@ -274,6 +274,8 @@ def load_config(cfg_file: str | os.PathLike[str] | None = None, opts: Sequence[A
     if cfg_file is not None:
         merge.merge_file(Path(cfg_file))
     merge.merge_overrides(opts)
+    for split in (merge.cfg.TRAIN, merge.cfg.TEST):
+        split.DATASET = split.DATASET.lower()  # the original capitalised the name: any case worked
     # A value that failed to merge left its default in place, so the types are right for the checks.
     problems = merge.problems + [_locate(p, merge.origins) for p in validate(merge.cfg)]
     if problems:

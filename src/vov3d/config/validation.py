@@ -124,11 +124,7 @@ def validate(cfg: CfgNode) -> list[ConfigProblem]:
 
     # TRAIN / TEST
     for split in ("TRAIN", "TEST"):
-        dataset = c(f"{split}.DATASET")
-        if isinstance(dataset, str) and dataset.lower() in DATASETS and dataset not in DATASETS:
-            pass  # case is normalised by the builders (the original capitalised the name)
-        else:
-            c.choice(f"{split}.DATASET", DATASETS)
+        c.choice(f"{split}.DATASET", DATASETS)
         c.at_least(f"{split}.BATCH_SIZE", 1)
         c.fixed(f"{split}.CHECKPOINT_TYPE", "pytorch", "caffe2 checkpoints are not supported")
         if _is_int(c("NUM_GPUS")) and c("NUM_GPUS") > 0 and _is_int(c(f"{split}.BATCH_SIZE")) \
