@@ -34,10 +34,11 @@ def full_batch(size: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def precise_batches(rank: int) -> list[torch.Tensor]:
-    """Rank 0 gets batches of 2 and 3 clips, rank 1 one of 4 (unequal on purpose)."""
+    """Two batches a rank (with SyncBN every rank must run as many forwards), of unequal sizes:
+    rank 0 gets 2 then 3 clips, rank 1 gets 3 then 1."""
     g = torch.Generator().manual_seed(2)
     clips = torch.randn(9, 3, 4, 8, 8, generator=g) * 3 - 1
-    return [clips[:2], clips[2:5]] if rank == 0 else [clips[5:]]
+    return [clips[:2], clips[2:5]] if rank == 0 else [clips[5:8], clips[8:]]
 
 
 def train_steps(model: nn.Module, clips: torch.Tensor, labels: torch.Tensor) -> list[float]:
@@ -48,7 +49,7 @@ def train_steps(model: nn.Module, clips: torch.Tensor, labels: torch.Tensor) -> 
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     return losses
 
 
@@ -64,9 +65,10 @@ def syncbn_job(out_dir: str, num_sync_devices: int) -> None:
     mean_losses = [float(D.all_reduce_mean(torch.tensor(v))) for v in losses]
     batches = precise_batches(rank)
     update_bn_stats(D.unwrap_model(ddp), batches, num_batches=10)
+    before = D.unwrap_model(ddp)[1].running_mean.clone()
     D.average_bn_stats(D.unwrap_model(ddp), num_samples=sum(b.shape[0] for b in batches))
     torch.save({"losses": mean_losses, "state": D.unwrap_model(ddp).state_dict(),
-                "bn_type": type(D.unwrap_model(ddp)[1]).__name__, "threads": torch.get_num_threads()},
+                "bn_type": type(D.unwrap_model(ddp)[1]).__name__, "mean_before_average": before, "threads": torch.get_num_threads()},
                Path(out_dir) / f"rank{rank}.pt")
 
 

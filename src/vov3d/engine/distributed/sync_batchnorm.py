@@ -6,10 +6,11 @@ BN.NUM_SYNC_DEVICES consecutive GPUs of a machine. Here the layers are torch's o
 consecutive local ranks on each machine, or to the whole job with BN.GLOBAL_SYNC.
 
 Documented exception: torch 2.13's ``nn.SyncBatchNorm`` refuses CPU tensors in training
-("SyncBatchNorm expected input tensor to be on GPU ..."), so a CPU (gloo) job could not use it.
-The converted layers are therefore :class:`CPUSyncBatchNorm`, a subclass that leaves every CUDA
-(and eval-mode) call to torch and, for CPU tensors in training, computes the same thing with
-torch.distributed collectives: each rank's count, mean and sum of squared deviations are
+("SyncBatchNorm expected input tensor to be on GPU ..."), and DDP refuses any ``nn.SyncBatchNorm``
+in a CPU module ("SyncBatchNorm layers only work with GPU modules"), so a CPU (gloo) job cannot
+use it. The layers of a model on CUDA are torch's ``nn.SyncBatchNorm``; those of a model on the
+CPU become :class:`CPUSyncBatchNorm` (a ``_BatchNorm``, not a SyncBatchNorm), which computes the
+same thing with torch.distributed collectives: each rank's count, mean and sum of squared deviations are
 all-gathered and combined exactly (Chan's parallel formula, in float64; unequal batch sizes and
 empty batches are fine), and the backward all-reduces the per-channel sums of dy and dy·x̂. The
 result equals plain BatchNorm over the group's whole batch, gradients included. State dicts are
@@ -24,6 +25,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from vov3d.engine.distributed import process_group as pg
 
@@ -62,7 +64,7 @@ class _SyncBatchNormCPU(torch.autograd.Function):
         dims = [0] + list(range(2, x.dim()))
         shape = [1, channels] + [1] * (x.dim() - 2)
         local_count = x.numel() // channels
-        stats = torch.zeros(2 * channels + 1, dtype=torch.float64)
+        stats = torch.zeros(2 * channels + 1, dtype=torch.float64, device=x.device)
         if local_count:
             xd = x.detach().to(torch.float64)
             local_mean = xd.mean(dims)
@@ -114,25 +116,38 @@ class _SyncBatchNormCPU(torch.autograd.Function):
         return grad_x, grad_weight, grad_bias, None, None, None, None, None
 
 
-class CPUSyncBatchNorm(nn.SyncBatchNorm):
-    """``nn.SyncBatchNorm`` that also synchronises CPU tensors in training (torch's refuses them)."""
+class CPUSyncBatchNorm(_BatchNorm):
+    """A BatchNorm synchronised over ``process_group`` in training, for CPU modules (see the module doc).
+
+    Not an ``nn.SyncBatchNorm`` subclass: DDP refuses those on CPU modules ("SyncBatchNorm layers
+    only work with GPU modules"). Eval mode, or a job of one, is plain BatchNorm.
+    """
+
+    process_group: Any = None
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() < 2:
+            raise ValueError(f"expected at least 2D input (got {input.dim()}D input)")
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if not (self.training and input.device.type == "cpu" and pg.is_initialized()):
-            return super().forward(input)
         self._check_input_dim(input)
-        self._check_non_zero_input_channels(input)
         factor = 0.0 if self.momentum is None else self.momentum
-        if self.track_running_stats:
+        if self.training and self.track_running_stats:
             assert self.num_batches_tracked is not None
             self.num_batches_tracked.add_(1)
             if self.momentum is None:  # cumulative moving average, as BatchNorm
                 factor = 1.0 / float(self.num_batches_tracked)
-        running_mean = self.running_mean if self.track_running_stats else None
-        running_var = self.running_var if self.track_running_stats else None
-        group = self.process_group or dist.group.WORLD
-        if dist.get_world_size(group) == 1:
-            return F.batch_norm(input, running_mean, running_var, self.weight, self.bias, True, factor, self.eps)
+        use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
+        running_mean = self.running_mean if not self.training or self.track_running_stats else None
+        running_var = self.running_var if not self.training or self.track_running_stats else None
+        group = None
+        if self.training and pg.is_initialized():
+            group = self.process_group or dist.group.WORLD
+            if dist.get_world_size(group) == 1:
+                group = None
+        if group is None:
+            return F.batch_norm(input, running_mean, running_var, self.weight, self.bias, use_batch_stats,
+                                factor, self.eps)
         return _SyncBatchNormCPU.apply(input, self.weight, self.bias, running_mean, running_var, self.eps,
                                        factor, group)
 
@@ -141,7 +156,8 @@ def convert_sync_batchnorm(model: nn.Module, num_sync_devices: int, global_sync:
     """Every BatchNorm of ``model`` -> a synchronised one (BN.NORM_TYPE sync_batchnorm), groups as
     :func:`sync_bn_groups` for this job; returns the converted model (the same object unless the
     model itself is a BatchNorm). Call it on every rank, in the same order with respect to other
-    group creations, before wrapping the model in DDP. Alone (no process group) the layers compute
+    group creations, after moving the model to its device (CUDA layers are torch's SyncBatchNorm,
+    CPU ones :class:`CPUSyncBatchNorm`) and before wrapping it in DDP. Alone (no process group) the layers compute
     plain BatchNorm, but the group size is still checked (spec §11.15).
     """
     world, local = pg.get_world_size(), pg.get_local_world_size()
@@ -151,6 +167,7 @@ def convert_sync_batchnorm(model: nn.Module, num_sync_devices: int, global_sync:
         group, _ = dist.new_subgroups_by_enumeration(groups)
     converted = nn.SyncBatchNorm.convert_sync_batchnorm(model, group)
     for module in converted.modules():
-        if type(module) is nn.SyncBatchNorm:
-            module.__class__ = CPUSyncBatchNorm
+        tensors = [t for t in (module.weight, module.running_mean) if t is not None] if isinstance(module, _BatchNorm) else []
+        if type(module) is nn.SyncBatchNorm and (not tensors or tensors[0].device.type == "cpu"):
+            module.__class__ = CPUSyncBatchNorm  # same attributes (nn.SyncBatchNorm is a _BatchNorm)
     return converted
