@@ -37,10 +37,10 @@ import torch
 from torch import nn
 
 from vov3d.checkpoint import (
+    CLASSIFIER_PREFIX,
     CheckpointError,
     LoadReport,
     extract_state_dict,
-    guess_model,
     load_checkpoint,
     read_checkpoint,
     save_checkpoint,
@@ -141,13 +141,15 @@ class TrainStart:
     scaler_state: dict[str, Any] | None = None
 
 
-def _model_mismatch_message(path: str | os.PathLike, obj: Mapping[str, Any], model_name: str, report: str) -> str:
-    state = extract_state_dict(obj, str(path))
-    guess = guess_model(state)
-    held = guess.replace("the file holds a ", "").split(" with ")[0] if guess else ""
-    if held and held != model_name:
-        return f"{path}: the file holds a {held}; the config builds {model_name} (MODEL.MODEL_NAME / MODEL.ARCH)"
-    return f"{path}: the checkpoint does not fit the model {model_name}:\n{report}" + (f"\n  ({guess})" if guess else "")
+def _held_model(state: Mapping[str, torch.Tensor]) -> str:
+    """The registered model whose layout ``state`` has exactly (any number of classes), or ""."""
+    try:
+        from vov3d.pretrained import definitions_matching
+
+        found = definitions_matching(state)
+    except Exception:  # naming the model is a hint only
+        return ""
+    return found[0] if found else ""
 
 
 def load_model_weights(
@@ -159,13 +161,38 @@ def load_model_weights(
     strict: bool = True,
     skip_mismatched_classifier: bool = False,
 ) -> LoadReport:
-    """Load ``obj``'s weights into ``model``; a mismatch names the file and, if known, the model it holds."""
+    """Load ``obj``'s weights into ``model``; a mismatch names the file and, if known, the model it holds
+    (e.g. "the file holds a vov3d_m_v2; the config builds vov3d_m": decided from the tensors)."""
+    state = extract_state_dict(obj, str(path))
+    own = model.state_dict()
+    if strict:
+        def excused(key: str) -> bool:
+            return skip_mismatched_classifier and key.startswith(CLASSIFIER_PREFIX)
+
+        missing = [k for k in own if k not in state and not excused(k)]
+        unexpected = [k for k in state if k not in own]
+        mismatched = [f"{k} (file {list(state[k].shape)}, model {list(v.shape)})" for k, v in own.items()
+                      if k in state and state[k].shape != v.shape and not excused(k)]
+        if missing or unexpected or mismatched:
+            held = _held_model(state)
+            if held and held != model_name:
+                raise CheckpointError(
+                    f"{path}: the file holds a {held}; the config builds {model_name} "
+                    "(MODEL.MODEL_NAME and the VOV3D/X3D keys decide the model)"
+                )
+            parts = [f"{len(items)} {what}: {', '.join(items[:3])}{' ...' if len(items) > 3 else ''}"
+                     for what, items in (("missing from the file", missing), ("unexpected in the file", unexpected),
+                                         ("of another shape", mismatched)) if items]
+            only_classifier = not (missing or unexpected) and all(m.startswith(CLASSIFIER_PREFIX) for m in mismatched)
+            hint = " (only the classifier differs: MODEL.NUM_CLASSES)" if only_classifier else ""
+            raise CheckpointError(f"{path}: the checkpoint does not fit the model {model_name}: "
+                                  + "; ".join(parts) + hint)
     try:
         report = load_checkpoint(
-            model, obj, strict=strict, skip_mismatched_classifier=skip_mismatched_classifier
+            model, {"model_state": state}, strict=strict, skip_mismatched_classifier=skip_mismatched_classifier
         )
     except CheckpointError as err:
-        raise CheckpointError(_model_mismatch_message(path, obj, model_name, str(err))) from None
+        raise CheckpointError(f"{path}: {err}") from None
     report.source = str(path)
     return report
 

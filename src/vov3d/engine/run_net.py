@@ -63,8 +63,7 @@ def user_error_types() -> tuple[type[BaseException], ...]:
 def collect_opts(args: argparse.Namespace) -> list[str]:
     """``KEY VALUE`` overrides: the positional ones, ``--opts`` ones, then the shard flags."""
     opts = list(args.opts or []) + list(args.more_opts or [])
-    if opts and opts[0] == "--opts":  # `--cfg f --opts K V`: argparse gives REMAINDER to the positional
-        opts = opts[1:]
+    opts = [o for o in opts if o != "--opts"]  # argparse leaves a later `--opts` inside the positional remainder
     if args.num_shards is not None:
         opts += ["NUM_SHARDS", str(args.num_shards)]
     if args.shard_id is not None:
@@ -83,6 +82,17 @@ def check_single_process(cfg: Any, args: argparse.Namespace | None) -> None:
     resolve_device(int(cfg.NUM_GPUS))  # NUM_GPUS > present, or > 1: a clear error now, not a hang later
 
 
+def check_data_folder(cfg: Any) -> None:
+    """A missing DATA.PATH_TO_DATA_DIR is named now, before a model is built."""
+    from pathlib import Path
+
+    from vov3d.engine.trainer import SetupError
+
+    folder = str(cfg.DATA.PATH_TO_DATA_DIR or "")
+    if (cfg.TRAIN.ENABLE or cfg.TEST.ENABLE) and folder and not Path(folder).is_dir():
+        raise SetupError(f"DATA.PATH_TO_DATA_DIR {folder}: no such folder (expected the dataset's annotation files)")
+
+
 def run(cfg: Any, args: argparse.Namespace | None = None) -> dict[str, Any]:
     """Train then test as the config says; returns {"train": ..., "test": ...} summaries."""
     from vov3d.utils.logging import setup_logging
@@ -91,6 +101,7 @@ def run(cfg: Any, args: argparse.Namespace | None = None) -> dict[str, Any]:
 
     setup_logging(cfg.OUTPUT_DIR, rank=world_info()[1])
     check_single_process(cfg, args)
+    check_data_folder(cfg)
     results: dict[str, Any] = {}
     if cfg.TRAIN.ENABLE:
         from vov3d.engine.trainer import train
