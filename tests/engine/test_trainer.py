@@ -117,3 +117,19 @@ def test_empty_train_split_is_an_error(tiny, tmp_path):
     cfg = load_config(tiny.yaml, ["DATA.PATH_TO_DATA_DIR", str(data), "OUTPUT_DIR", str(tmp_path / "run")])
     with pytest.raises(DataError, match="train"):
         train(cfg, progress=False)
+
+
+def test_engine_benchmark_prints_its_rows_at_a_tiny_size(tiny, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("engine_benchmark", tiny.repo / "benchmarks" / "engine.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--data", str(tiny.data("kinetics")), "--frames", "4", "--size", "32", "--batch-size", "4",
+                       "--epochs", "1", "--workers", "0", "--backend", "eager"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split("  ")[0].strip(): line for line in out.splitlines() if "  " in line}
+    for key in ("engine epoch clips/s", "bare step clips/s", "data loader clips/s", "engine / step", "loader / step"):
+        assert key in rows, out
+        value = float(rows[key][len(key):].split()[0])
+        assert value > 0, rows[key]
