@@ -72,23 +72,28 @@ def syncbn_job(out_dir: str, num_sync_devices: int) -> None:
                Path(out_dir) / f"rank{rank}.pt")
 
 
-def reduce_job(out_dir: str, kill_rank: int = -1, seconds: float = 60.0) -> None:
+def reduce_job(out_dir: str, kill_rank: int = -1, seconds: float = 60.0, hang_rank: int = -1,
+               keep_going: bool = False) -> None:
     """All-reduce rank+1 and gather the ranks; write out_dir/rank{r}.json. ``kill_rank`` SIGKILLs
-    itself after the first all-reduce while the others go on all-reducing for ``seconds``."""
+    itself after the first all-reduce (``hang_rank`` sleeps instead) while the others go on
+    all-reducing for ``seconds``; with ``keep_going`` every rank goes on (for a kill from outside)."""
     rank = D.get_rank()
     total = D.all_reduce_sum(torch.tensor([float(rank + 1)]))
     info = {"rank": rank, "world": D.get_world_size(), "local_rank": D.get_local_rank(),
             "local_world": D.get_local_world_size(), "sum": float(total), "threads": torch.get_num_threads(),
-            "gathered": D.all_gather_object(rank * 10), "pid": os.getpid(),
+            "gathered": D.all_gather_object(rank * 10), "pid": os.getpid(), "ppid": os.getppid(),
             "backend": torch.distributed.get_backend() if D.is_initialized() else None}
     tmp = Path(out_dir) / f"rank{rank}.json.tmp"
     tmp.write_text(json.dumps(info))
     tmp.replace(Path(out_dir) / f"rank{rank}.json")
-    if kill_rank < 0:
+    if kill_rank < 0 and hang_rank < 0 and not keep_going:
         return
     D.barrier()  # everybody wrote its file
     if rank == kill_rank:
         os.kill(os.getpid(), signal.SIGKILL)
+    if rank == hang_rank:
+        time.sleep(seconds)
+        return
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         D.all_reduce_sum(torch.ones(1))

@@ -76,9 +76,12 @@ def run_guarded(fn: Callable[..., Any], args: Sequence[Any]) -> Any:
                      str(err).splitlines()[0])
         deadline = watchdog.lost_after_s + 3 * watchdog.interval_s
         watchdog._thread.join(deadline)  # the thread ends (and ends the process) when it names a rank
+        hung = pg.find_unresponsive_ranks(min(watchdog.lost_after_s, 30.0))
+        named = (f"rank(s) {', '.join(map(str, hung))} did not answer" if hung else
+                 "every rank answered" if hung == [] else "the unresponsive rank could not be told")
         raise RuntimeError(
             f"rank {pg.get_rank()}: a collective failed while every watched rank kept its heartbeat "
-            f"(a rank hangs, or the network failed; DIST_TIMEOUT bounds the wait): {err}"
+            f"(a rank hangs, or the network failed; DIST_TIMEOUT bounds the wait); {named}: {err}"
         ) from err
 
 

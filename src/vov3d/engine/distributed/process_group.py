@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 BACKENDS = ("auto", "gloo", "nccl")
 # Environment variables a launcher sets for every worker (torchrun; our spawn path sets them too).
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
+_diagnosis_group: Any = None
 
 
 def resolve_backend(backend: str, use_cuda: bool) -> str:
@@ -101,6 +102,9 @@ def init_process_group(
     if world_size > 1:
         from vov3d.engine.distributed.watchdog import start_watchdog
 
+        global _diagnosis_group
+        # a gloo group of its own (NCCL has no monitored_barrier): names the ranks a timed-out collective waited for
+        _diagnosis_group = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=timeout_s))
         start_watchdog(rank, world_size, min(timeout_s, 60.0) if heartbeat_timeout_s is None else heartbeat_timeout_s)
     return name
 
@@ -183,6 +187,30 @@ def all_gather_object(obj: Any) -> list[Any]:
     return gathered
 
 
+def find_unresponsive_ranks(timeout_s: float) -> list[int] | None:
+    """After a timed-out collective: the ranks that do not reach a barrier within ``timeout_s``.
+
+    torch's ``monitored_barrier`` on a gloo group of its own: rank 0 names every rank that did not
+    arrive; other ranks learn only about rank 0. Returns [] if all arrived, None if it cannot tell.
+    """
+    if _diagnosis_group is None:
+        return None
+    try:
+        dist.monitored_barrier(group=_diagnosis_group, timeout=datetime.timedelta(seconds=timeout_s),
+                               wait_all_ranks=True)
+    except RuntimeError as err:
+        import re
+
+        text = str(err)
+        found = re.search(r"[Rr]anks? ([\d, ]+) failed to pass monitoredBarrier", text)
+        if found:
+            return sorted({int(r) for r in re.findall(r"\d+", found.group(1))})
+        if get_rank() != 0:
+            return [0]
+        return None
+    return []
+
+
 def cleanup() -> None:
     """Leave the job after a normal end: every rank finishes, stops its watchdog, then the group goes.
 
@@ -194,6 +222,8 @@ def cleanup() -> None:
     from vov3d.engine.distributed.watchdog import stop_watchdog
 
     barrier()
+    global _diagnosis_group
     stop_watchdog()
     barrier()
     dist.destroy_process_group()
+    _diagnosis_group = None
