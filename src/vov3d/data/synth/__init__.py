@@ -7,8 +7,9 @@ a single frame or an unordered bag of frames cannot tell the members of a pair a
 
     from vov3d.data.synth import generate_dataset
     summary = generate_dataset("data/synth", formats="all", seed=0)
+    summary = generate_dataset("data/synth_easy", level="easy")  # 32x32, 16 frames: the CPU demo's level
 
-One concern a module: ``scenes`` (what happens in a video of each class), ``render`` (exact,
+One concern a module: ``levels`` (difficulty levels), ``scenes`` (what happens in a video of each class), ``render`` (exact,
 time-reversible drawing), ``frame_times`` (the formats' frame grids), ``encoding`` (videos and
 JPEG files), ``annotations`` (the formats' annotation files) and ``generate`` (the driver).
 """
@@ -36,6 +37,7 @@ from vov3d.data.synth.generate import (
     video_id,
     video_rng,
 )
+from vov3d.data.synth.levels import DEFAULT_LEVEL, LEVEL_NAMES, LEVELS, Level, get_level
 from vov3d.data.synth.scenes import (
     CLASS_NAMES,
     CLASS_TEMPLATES,
@@ -53,12 +55,16 @@ __all__ = [
     "CLASS_NAMES",
     "CLASS_TEMPLATES",
     "DEFAULT_FRAME_SIZE",
+    "DEFAULT_LEVEL",
     "DEFAULT_NUM_FRAMES",
     "DEFAULT_SPLIT_SIZES",
     "FORMATS",
     "FORMAT_CHOICES",
     "IN_PROGRESS_NAME",
     "KINETICS_FPS",
+    "LEVELS",
+    "LEVEL_NAMES",
+    "Level",
     "MANIFEST_NAME",
     "MAX_DISTRACTORS",
     "NUM_CLASSES",
@@ -70,6 +76,7 @@ __all__ = [
     "extracted_frame_sources",
     "frame_ticks",
     "generate_dataset",
+    "get_level",
     "num_main_objects",
     "paired_class",
     "sample_scene",

@@ -36,10 +36,9 @@ from vov3d.data.synth.frame_times import (
     frame_ticks,
     scene_duration,
 )
+from vov3d.data.synth.levels import DEFAULT_LEVEL, get_level
 from vov3d.data.synth.scenes import (
     CLASS_NAMES,
-    DEFAULT_FRAME_SIZE,
-    DEFAULT_NUM_FRAMES,
     NUM_CLASSES,
     describe_object,
     num_main_objects,
@@ -91,11 +90,13 @@ class _VideoJob:
     class_id: int
     frame_size: tuple[int, int]
     num_frames: int
+    level: str
 
 
 def _write_video(job: _VideoJob) -> list[str]:
     """Render one video and write it in every requested format; returns the SSv2 placeholders."""
-    scene = sample_scene(job.class_id, video_rng(job.seed, job.split, job.index), job.frame_size, job.num_frames)
+    rng = video_rng(job.seed, job.split, job.index)
+    scene = sample_scene(job.class_id, rng, job.frame_size, job.num_frames, job.level)
     vid = video_id(job.split, job.index)
     root = Path(job.root)
     ticks_30 = frame_ticks(scene.duration, KINETICS_FPS)
@@ -210,8 +211,9 @@ def generate_dataset(
     num_val: int | None = None,
     num_test: int | None = None,
     *,
-    frame_size: tuple[int, int] = DEFAULT_FRAME_SIZE,
-    num_frames: int = DEFAULT_NUM_FRAMES,
+    level: str = DEFAULT_LEVEL,
+    frame_size: tuple[int, int] | None = None,
+    num_frames: int | None = None,
     num_workers: int | None = None,
     overwrite: bool = False,
 ) -> dict[str, Any]:
@@ -219,14 +221,18 @@ def generate_dataset(
 
     `formats` is "kinetics", "ssv1", "ssv2" or "all". Split sizes default to 240/60/60.
     SS formats have train and validation only: their validation set holds the val videos
-    followed by the test videos. `frame_size` is (width, height), both even; `num_frames`
-    counts 30 fps frames. `num_workers` processes render and encode (default: available
+    followed by the test videos. `level` is "full" (default), "medium" or "easy"
+    (``levels.LEVELS``); `frame_size` is (width, height), both even, and `num_frames` counts
+    30 fps frames; both default to the level's. `num_workers` processes render and encode (default: available
     CPUs, at most 8); the output does not depend on it. Returns a JSON-serialisable summary.
     """
     started = time.perf_counter()
     if formats not in FORMAT_CHOICES:
         raise ValueError(f"unknown format {formats!r}; accepted: {', '.join(FORMAT_CHOICES)}")
     chosen = FORMATS if formats == "all" else (formats,)
+    chosen_level = get_level(level)
+    frame_size = chosen_level.frame_size if frame_size is None else frame_size
+    num_frames = chosen_level.num_frames if num_frames is None else num_frames
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     sizes = {
@@ -256,6 +262,8 @@ def generate_dataset(
         "frame_size": [width, height],
         "num_frames": num_frames,
     }
+    if level != DEFAULT_LEVEL:  # the full level's settings (and manifests) stay as they always were
+        settings["level"] = level
     to_write = []
     for fmt in chosen:
         if not _prepare_folder(root / fmt, {**settings, "format": fmt}, overwrite):
@@ -263,7 +271,7 @@ def generate_dataset(
 
     labels = {split: split_labels(seed, split, sizes[split]) for split in SPLITS}
     jobs = [
-        _VideoJob(str(root), tuple(to_write), seed, split, i, int(labels[split][i]), (width, height), num_frames)
+        _VideoJob(str(root), tuple(to_write), seed, split, i, int(labels[split][i]), (width, height), num_frames, level)
         for split in SPLITS
         for i in range(sizes[split])
     ]
@@ -320,6 +328,7 @@ def generate_dataset(
         "videos_per_split": dict(sizes),
         "videos_per_split_and_class": counts,
         "seed": seed,
+        "level": level,
         "frame_size": [width, height],
         "frames": {
             "kinetics_30fps": num_frames,

@@ -15,6 +15,7 @@ from typing import Iterable
 import numpy as np
 
 from vov3d.data.synth.frame_times import scene_duration
+from vov3d.data.synth.levels import DEFAULT_LEVEL, Level, get_level
 from vov3d.data.synth.render import BACKGROUND_KINDS, SHAPES, Background, Colour, Scene, SceneObject, Timing
 
 CLASS_TEMPLATES = (
@@ -37,9 +38,9 @@ CLASS_NAMES = tuple(t.replace("[", "").replace("]", "") for t in CLASS_TEMPLATES
 """Class names as the readers see them (brackets stripped, spec §8.3)."""
 
 NUM_CLASSES = len(CLASS_NAMES)
-DEFAULT_FRAME_SIZE = (160, 120)
-"""(width, height) of the frames."""
-DEFAULT_NUM_FRAMES = 91
+DEFAULT_FRAME_SIZE = get_level(DEFAULT_LEVEL).frame_size
+"""(width, height) of the frames (of the full level)."""
+DEFAULT_NUM_FRAMES = get_level(DEFAULT_LEVEL).num_frames
 """Frames at 30 fps: 3 s from the first to the last frame (180 ticks, 37 frames at 12 fps)."""
 
 _COLOUR_NAMES = {
@@ -63,8 +64,6 @@ def paired_class(class_id: int) -> int:
     if not 0 <= class_id < NUM_CLASSES:
         raise ValueError(f"class id must be in [0, {NUM_CLASSES}), got {class_id}")
     return class_id ^ 1
-
-
 
 
 def _uniform(rng: np.random.Generator, low: float, high: float) -> float:
@@ -107,17 +106,34 @@ def _sample_background(rng: np.random.Generator, size: float) -> Background:
     )
 
 
+def _sample_flat_background(rng: np.random.Generator) -> Background:
+    """One flat colour, no texture and no grain (the easy level)."""
+    colour = _random_colour(rng, [])
+    return Background("gradient", (colour, colour), angle=0.0, period=1.0, grain=0.0, seed=int(rng.integers(2**63)))
+
+
 @dataclass(frozen=True)
 class _Frame:
-    """Frame geometry for the samplers."""
+    """Frame geometry and the level's object size and motion length, for the samplers."""
 
     width: int
     height: int
     duration: int
+    object_scale: float = 1.0
+    min_motion_fraction: float = 0.4
 
     @property
     def size(self) -> float:
         return float(min(self.width, self.height))
+
+    @property
+    def object_size(self) -> float:
+        """The length the main objects' radii are fractions of (the frame's size at the full level)."""
+        return self.size * self.object_scale
+
+    def timing(self, rng: np.random.Generator) -> Timing:
+        """The main action's timing at this level."""
+        return _random_timing(rng, self.duration, self.min_motion_fraction)
 
 
 def _main_object(
@@ -137,7 +153,7 @@ def _main_object(
 def _sample_translation(rng, frame: _Frame, background: Background, vertical: bool) -> list[SceneObject]:
     """Forward classes 0 and 2: moving left → right, or top → bottom."""
     length, other = (frame.height, frame.width) if vertical else (frame.width, frame.height)
-    radius = _uniform(rng, 0.08, 0.14) * frame.size
+    radius = _uniform(rng, 0.08, 0.14) * frame.object_size
     distance = _uniform(rng, 0.35 * length, min(0.6 * length, length - 2 * radius - 2))
     along = _uniform(rng, radius + 1, length - radius - 1 - distance)
     across = _uniform(rng, radius + 1, other - radius - 1)
@@ -147,7 +163,7 @@ def _sample_translation(rng, frame: _Frame, background: Background, vertical: bo
         first, last = (across, along, radius, angle, 1.0), (drift, along + distance, radius, angle, 1.0)
     else:
         first, last = (along, across, radius, angle, 1.0), (along + distance, drift, radius, angle, 1.0)
-    return [_main_object(rng, background, first, last, _random_timing(rng, frame.duration))]
+    return [_main_object(rng, background, first, last, frame.timing(rng))]
 
 
 def _random_position(rng, frame: _Frame, margin: float) -> tuple[float, float]:
@@ -156,37 +172,37 @@ def _random_position(rng, frame: _Frame, margin: float) -> tuple[float, float]:
 
 def _sample_growing(rng, frame: _Frame, background: Background) -> list[SceneObject]:
     """Forward class 4: the object's size grows 2–3×."""
-    small = _uniform(rng, 0.05, 0.08) * frame.size
-    large = min(small * _uniform(rng, 2.0, 3.0), 0.3 * frame.size)
+    small = _uniform(rng, 0.05, 0.08) * frame.object_size
+    large = min(small * _uniform(rng, 2.0, 3.0), 0.3 * frame.object_size, 0.42 * frame.size)
     x, y = _random_position(rng, frame, 1.1 * large + 1)
     angle = float(rng.uniform(0, 2 * math.pi))
-    timing = _random_timing(rng, frame.duration)
+    timing = frame.timing(rng)
     return [_main_object(rng, background, (x, y, small, angle, 1.0), (x, y, large, angle, 1.0), timing)]
 
 
 def _sample_rotation(rng, frame: _Frame, background: Background) -> list[SceneObject]:
     """Forward class 6: the object turns clockwise (on screen) by 90–170 degrees."""
-    radius = _uniform(rng, 0.12, 0.2) * frame.size
+    radius = _uniform(rng, 0.12, 0.2) * frame.object_size
     x, y = _random_position(rng, frame, 1.1 * radius + 1)
     angle = float(rng.uniform(0, 2 * math.pi))
     turn = math.radians(_uniform(rng, 90.0, 170.0))
-    timing = _random_timing(rng, frame.duration)
+    timing = frame.timing(rng)
     first, last = (x, y, radius, angle, 1.0), (x, y, radius, angle + turn, 1.0)
     return [_main_object(rng, background, first, last, timing)]
 
 
 def _sample_appearing(rng, frame: _Frame, background: Background) -> list[SceneObject]:
     """Forward class 8: the object fades in from fully transparent to opaque."""
-    radius = _uniform(rng, 0.08, 0.16) * frame.size
+    radius = _uniform(rng, 0.08, 0.16) * frame.object_size
     x, y = _random_position(rng, frame, 1.1 * radius + 1)
     angle = float(rng.uniform(0, 2 * math.pi))
-    timing = _random_timing(rng, frame.duration)
+    timing = frame.timing(rng)
     return [_main_object(rng, background, (x, y, radius, angle, 0.0), (x, y, radius, angle, 1.0), timing)]
 
 
 def _sample_approaching(rng, frame: _Frame, background: Background) -> list[SceneObject]:
     """Forward class 10: two objects move towards each other along a line until nearly touching."""
-    radii = [_uniform(rng, 0.07, 0.11) * frame.size for _ in range(2)]
+    radii = [_uniform(rng, 0.07, 0.11) * frame.object_size for _ in range(2)]
     direction = float(rng.uniform(0, math.pi))
     cos, sin = math.cos(direction), math.sin(direction)
     far = _uniform(rng, 0.5, 0.75) * frame.size
@@ -194,7 +210,7 @@ def _sample_approaching(rng, frame: _Frame, background: Background) -> list[Scen
     reach = max(radii) + 1
     cx = _uniform(rng, abs(cos) * far / 2 + reach, frame.width - abs(cos) * far / 2 - reach)
     cy = _uniform(rng, abs(sin) * far / 2 + reach, frame.height - abs(sin) * far / 2 - reach)
-    timing = _random_timing(rng, frame.duration)
+    timing = frame.timing(rng)
     objects = []
     for side, radius in zip((-1, 1), radii):
         angle = float(rng.uniform(0, 2 * math.pi))
@@ -238,7 +254,8 @@ _PAIR_SAMPLERS = (
 )
 assert 2 * len(_PAIR_SAMPLERS) == NUM_CLASSES
 
-MAX_DISTRACTORS = 3
+MAX_DISTRACTORS = get_level(DEFAULT_LEVEL).max_distractors
+"""At the full level; see ``Level.max_distractors``."""
 
 
 def num_main_objects(class_id: int) -> int:
@@ -249,19 +266,25 @@ def num_main_objects(class_id: int) -> int:
 def sample_scene(
     class_id: int,
     rng: np.random.Generator,
-    frame_size: tuple[int, int] = DEFAULT_FRAME_SIZE,
-    num_frames: int = DEFAULT_NUM_FRAMES,
+    frame_size: tuple[int, int] | None = None,
+    num_frames: int | None = None,
+    level: str | Level = DEFAULT_LEVEL,
 ) -> Scene:
-    """A random scene of class `class_id`: background, 0–3 distractors, then the main object(s).
+    """A random scene of class `class_id`: background, distractors, then the main object(s).
 
     The parameters are drawn for the first class of the pair; odd classes are that draw
     reversed in time, so class 2k+1 is distributed exactly as class 2k played backwards.
+    `level` (``levels.LEVELS``) sets the objects' size, the distractors, the background and the
+    motion's length; `frame_size` (width, height) and `num_frames` default to the level's.
     """
     paired_class(class_id)  # validates
-    width, height = frame_size
-    frame = _Frame(width, height, scene_duration(num_frames))
-    background = _sample_background(rng, frame.size)
-    distractors = [_sample_distractor(rng, frame, background) for _ in range(int(rng.integers(MAX_DISTRACTORS + 1)))]
+    level = level if isinstance(level, Level) else get_level(level)
+    width, height = level.frame_size if frame_size is None else frame_size
+    num_frames = level.num_frames if num_frames is None else num_frames
+    frame = _Frame(width, height, scene_duration(num_frames), level.object_scale, level.min_motion_fraction)
+    background = _sample_background(rng, frame.size) if level.textured_background else _sample_flat_background(rng)
+    count = int(rng.integers(level.max_distractors + 1))
+    distractors = [_sample_distractor(rng, frame, background) for _ in range(count)]
     main = _PAIR_SAMPLERS[class_id // 2](rng, frame, background)
     scene = Scene(width, height, frame.duration, background, tuple(distractors + main))
     return scene.time_reversed() if class_id % 2 else scene
