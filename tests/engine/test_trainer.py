@@ -133,3 +133,48 @@ def test_engine_benchmark_prints_its_rows_at_a_tiny_size(tiny, capsys):
         assert key in rows, out
         value = float(rows[key][len(key):].split()[0])
         assert value > 0, rows[key]
+
+
+def test_options_beyond_the_original_run_together_and_resume(tiny, tmp_path):
+    """Mixup/cutmix, label smoothing, EMA, gradient accumulation, TensorBoard; mid-epoch checkpoint with EMA."""
+    out = tmp_path / "run"
+    opts = dict(MIXUP__ENABLE=True, SOLVER__LABEL_SMOOTHING=0.1, EMA__ENABLE=True, EMA__DECAY=0.5,
+                SOLVER__GRAD_ACCUM_STEPS=2, TENSORBOARD__ENABLE=True, TRAIN__CHECKPOINT_ITER_PERIOD=2,
+                SOLVER__MAX_EPOCH=1, TEST__ENABLE=False, TRAIN__EVAL_PERIOD=1)
+    summary = train(tiny.cfg(out, **opts), progress=False)
+    assert summary["epochs_run"] == 1 and summary["val"]["top1_err"] >= 0
+    obj = torch.load(out / "checkpoints" / "checkpoint_epoch_00001.pyth", weights_only=True)
+    ema, model = obj["ema_state"], obj["model_state"]
+    assert ema.keys() == model.keys()
+    assert not torch.equal(ema["head.projection.weight"], model["head.projection.weight"])  # an average, not a copy
+    assert "mixup_rng" in obj["train_state"]
+    events = list((out / "runs-kinetics").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+    # resuming the finished run with one more epoch restores the EMA and goes on
+    summary = train(tiny.cfg(out, **{**opts, "SOLVER__MAX_EPOCH": 2}), progress=False)
+    assert summary["start_epoch"] == 1 and summary["epochs_run"] == 2
+
+
+def test_progress_bar_in_a_terminal_and_log_lines_always(caplog):
+    import io
+    import logging
+
+    from vov3d.engine.progress import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    with caplog.at_level(logging.INFO, logger="vov3d.progress"):
+        with Progress("train epoch 1/3", 4, log_period=2, stream=screen, refresh_seconds=0) as bar:
+            for _ in range(4):
+                bar.update(8, loss=1.25, lr=0.1)
+    shown = screen.getvalue()
+    assert "train epoch 1/3" in shown and "loss=1.2500" in shown and "clips/s" in shown and "4/4" in shown
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 and lines[-1].startswith("train epoch 1/3 iter 4/4, eta 0:00:00, clips/s")
+    piped = io.StringIO()  # not a terminal: no bar, the log lines only
+    with Progress("test", 2, log_period=1, stream=piped) as bar:
+        bar.update(1)
+    assert piped.getvalue() == ""

@@ -32,7 +32,8 @@ class Progress:
     """One loop's progress: ``update(clips, **values)`` after each iteration, ``close()`` at the end.
 
     ``total`` = iterations expected, ``start`` = iterations already done (a mid-epoch resume),
-    ``bar`` = None: a tqdm bar only if ``stream`` (default stderr) is a terminal.
+    ``bar`` = None: a tqdm bar only if ``stream`` (default stderr) is a terminal, redrawn at most every
+    ``refresh_seconds``.
     """
 
     def __init__(
@@ -45,6 +46,7 @@ class Progress:
         bar: bool | None = None,
         stream: TextIO | None = None,
         enabled: bool = True,
+        refresh_seconds: float = 0.5,
     ) -> None:
         self.desc = desc
         self.total = int(total)
@@ -62,7 +64,8 @@ class Progress:
         if bar and enabled:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=self.total, initial=self.done, desc=desc, file=stream, dynamic_ncols=True, leave=False)
+            self._bar = tqdm(total=self.total, initial=self.done, desc=desc, file=stream, dynamic_ncols=True,
+                             leave=False, mininterval=refresh_seconds)
 
     @property
     def elapsed(self) -> float:

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from vov3d.engine import checkpointer
-from vov3d.engine.progress import Progress
+from vov3d.engine.progress import Progress, format_seconds
 from vov3d.engine.trainer import build_split_loader, is_main_process, resolve_device, world_info
 
 logger = logging.getLogger(__name__)
@@ -109,7 +109,8 @@ def test(cfg: Any, progress: bool = True) -> dict[str, Any]:
             bar.update(len(labels))
             if (it + 1) % max(1, int(cfg.LOG_PERIOD)) == 0 and is_main_process():
                 logger.info("%s", json_stats_line({"split": "test_iter", "cur_iter": f"{it + 1}",
-                                                  "eta": bar.eta(), "time_diff": bar.elapsed}))
+                                                  "eta": format_seconds(bar.eta()),
+                                                  "time_diff": bar.elapsed}))
     if world > 1:
         gathered: list[Any] = [None] * world
         torch.distributed.all_gather_object(gathered, ensemble.merge_state())

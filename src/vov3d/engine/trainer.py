@@ -413,8 +413,9 @@ def setup(cfg: Any) -> Run:
 
         mixup_generator = torch.Generator(device="cpu")
         mixup_generator.manual_seed(int(cfg.RNG_SEED) + rank)
-        mixup = MixupCutmix(num_classes, cfg.MIXUP.ALPHA, cfg.MIXUP.CUTMIX_ALPHA, cfg.MIXUP.PROB,
-                            cfg.MIXUP.SWITCH_PROB, float(cfg.SOLVER.get("LABEL_SMOOTHING", 0.0)), mixup_generator)
+        mixup = MixupCutmix(num_classes, mixup_alpha=cfg.MIXUP.ALPHA, cutmix_alpha=cfg.MIXUP.CUTMIX_ALPHA,
+                            prob=cfg.MIXUP.PROB, switch_prob=cfg.MIXUP.SWITCH_PROB,
+                            label_smoothing=float(cfg.SOLVER.get("LABEL_SMOOTHING", 0.0)), generator=mixup_generator)
     ema = None
     if cfg.get("EMA") is not None and cfg.EMA.ENABLE:
         from vov3d.engine.ema import ModelEma
