@@ -132,6 +132,9 @@ def export_model(model: nn.Module, out: str | os.PathLike, fmt: str, frames: int
             want = module(check)
         diff = float((got.float() - want).abs().max())
         scale = float(want.abs().max())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it private
         os.replace(tmp, out)
     finally:
         if tmp.exists():
