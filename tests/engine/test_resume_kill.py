@@ -24,7 +24,7 @@ def _epoch_losses(log_path) -> list[float]:
 def test_kill_during_an_epoch_then_resume_loses_nothing_but_the_unfinished_iterations(tiny, tmp_path):
     from vov3d.utils.logging import setup_logging
 
-    common = dict(TEST__ENABLE=False, TRAIN__EVAL_PERIOD=5, TRAIN__CHECKPOINT_ITER_PERIOD=1)
+    common = dict(TEST__ENABLE=False, TRAIN__EVAL_PERIOD=5, TRAIN__CHECKPOINT_ITER_PERIOD=2)
 
     # the killed run: a real process, SIGKILL once a mid-epoch checkpoint of epoch 2 exists
     killed = tmp_path / "killed"
@@ -60,7 +60,8 @@ def test_kill_during_an_epoch_then_resume_loses_nothing_but_the_unfinished_itera
     # the same run without interruption
     straight = tmp_path / "straight"
     setup_logging(straight)
-    reference = train(tiny.cfg(straight, **common), progress=False)
+    # (no mid-epoch checkpoints there: writing them must not change the run)
+    reference = train(tiny.cfg(straight, **{**common, "TRAIN__CHECKPOINT_ITER_PERIOD": 0}), progress=False)
 
     final = torch.load(checkpointer.epoch_checkpoint_path(killed, 1), weights_only=True)["model_state"]
     expected = torch.load(checkpointer.epoch_checkpoint_path(straight, 1), weights_only=True)["model_state"]
@@ -74,3 +75,26 @@ def test_kill_during_an_epoch_then_resume_loses_nothing_but_the_unfinished_itera
     assert len(losses) == 2 and abs(losses[0] - _epoch_losses(straight / "log.txt")[0]) < 1e-5
     # only the newest mid-epoch file is kept, and the end of epoch 2 replaced it
     assert not [p for p in checkpointer.list_checkpoints(killed) if "_iter_" in p.name]
+
+
+def test_resumable_loader_skips_whole_batches_without_changing_the_order(tiny, tmp_path):
+    """With worker processes and persistent workers too: the skipped batches are never decoded."""
+    from vov3d.config import builders
+    from vov3d.data import build_loader
+    from vov3d.engine.trainer import make_resumable, set_loader_epoch
+
+    cfg = tiny.cfg(tmp_path)
+    dataset = builders.build_dataset(cfg, "train")
+    loader = make_resumable(build_loader(dataset, 2, shuffle=True, drop_last=True, num_workers=1, seed=3,
+                                         persistent_workers=True))
+
+    def indices(epoch: int, skip_batches: int = 0) -> list[int]:
+        loader.sampler.skip = skip_batches * loader.batch_size
+        set_loader_epoch(loader, epoch)
+        return [int(i) for _clips, _labels, index, _meta in loader for i in index]
+
+    full = indices(1)
+    assert sorted(full) == list(range(len(dataset)))
+    assert indices(1, skip_batches=2) == full[4:]  # the same epoch, resumed after 2 batches
+    assert indices(1) == full  # the skip applies once
+    assert indices(2) != full  # another epoch, another order
