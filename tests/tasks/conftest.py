@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+import vov3d.pretrained as pretrained
+
 
 @pytest.fixture(autouse=True, scope="session")
 def one_thread():
@@ -13,3 +15,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """A private TORCH_HOME and a folder standing in for the download server (VOV3D_PRETRAINED_URL_PREFIX)."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    server = tmp_path / "server"
+    server.mkdir()
+    monkeypatch.setenv(pretrained.URL_PREFIX_ENV, server.as_uri())
+    return server

@@ -14,8 +14,10 @@ import torch
 
 from task_media import constant, first_frame, write_video
 from task_models import trained_like
+import vov3d.pretrained as pretrained
 from vov3d.checkpoint import save_checkpoint
 from vov3d.engine import predict
+from vov3d.labels import load_class_names
 
 CLASSES = ["push", "pull", "spin", "drop", "lift"]
 RED, TEAL = (200, 40, 90), (20, 180, 160)
@@ -120,6 +122,16 @@ def test_errors_are_one_clear_line(files, capsys, args, status, message):
     code = predict.main([str(files["videos"]["mp4"]), *(a.format(**fill) for a in args)])
     err = capsys.readouterr().err
     assert code == status and message in err and "Traceback" not in err
+
+
+def test_released_weights_bring_their_class_names_and_sampling(files, hub, capsys):
+    weights = pretrained.get_pretrained("x3d_m", "ssv2_f16")
+    save_checkpoint(hub / weights.filename, trained_like("x3d_m", weights.num_classes))
+    status, doc = run_json(capsys, [files["videos"]["webm"], "--model", "x3d_m", "--pretrained", "ssv2",
+                                    "--frames", "4", "--crop-size", "32", "--top-k", "3"])
+    assert status == 0 and doc["weights"] == "x3d_m.ssv2_f16" and doc["sampling"] == "segments"
+    ssv2 = load_class_names("ssv2")
+    assert all(item["name"] == ssv2[item["class"]] for item in doc["results"][0]["top_k"])
 
 
 def test_module_entry_point(files):

@@ -15,16 +15,6 @@ from vov3d.labels import load_class_names
 from vov3d.models import create_model as create_plain
 
 
-@pytest.fixture
-def hub(tmp_path, monkeypatch):
-    """A private TORCH_HOME and a folder standing in for the download server (VOV3D_PRETRAINED_URL_PREFIX)."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    server = tmp_path / "server"
-    server.mkdir()
-    monkeypatch.setenv(pretrained.URL_PREFIX_ENV, server.as_uri())
-    return server
-
-
 def publish(server: Path, model_name: str, tag: str, definition: str | None = None, seed: int = 0) -> tuple[Path, torch.nn.Module]:
     """Write a checkpoint of `definition` (default: the tag's model) under the tag's file name, PySlowFast style."""
     weights = pretrained.get_pretrained(model_name, tag)
