@@ -24,6 +24,11 @@ def test_import_does_not_load_torch():
 def test_public_names_resolve_and_unknown_ones_fail():
     for name in vov3d.__all__:
         assert getattr(vov3d, name) is not None
+    import vov3d.accel
+
+    for name in vov3d.accel.__all__:
+        assert getattr(vov3d.accel, name) is not None
+    assert vov3d.prepare_for_inference is vov3d.accel.prepare_for_inference
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         vov3d.nope  # noqa: B018
 

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vov3d.accel import kernel_adapters
+from vov3d.ops import training_kernels
 from vov3d.ops.library import load_library
 
 
@@ -161,7 +162,7 @@ def test_affine_act_equals_torch(lib, act, c):
     scale, shift = torch.randn(3, c), torch.randn(3, c)
     grad = torch.randn_like(x)
     xa, sa, ta = leaf(x), leaf(scale), leaf(shift)
-    y = kernel_adapters.affine_act(lib, xa, sa, ta, act)
+    y = training_kernels.affine_act(lib, xa, sa, ta, act)
     (y * grad).sum().backward()
     xb, sb, tb = leaf(x.double()), leaf(scale.double()), leaf(shift.double())
     z = xb * sb[:, None, None, None] + tb[:, None, None, None]
@@ -263,9 +264,9 @@ def test_bad_arguments_are_named(lib):
     with pytest.raises(ValueError, match="depthwise 1x3x3 conv"):
         kernel_adapters.bn_relu_depthwise(lib, torch.randn(1, 2, 3, 3, 8), bn, nn.Conv3d(8, 8, (1, 3, 3), groups=8))
     with pytest.raises(ValueError, match="scale: expected shape"):
-        kernel_adapters.affine_act(lib, torch.randn(2, 3, 8), torch.randn(8), torch.randn(2, 8))
+        training_kernels.affine_act(lib, torch.randn(2, 3, 8), torch.randn(8), torch.randn(2, 8))
     with pytest.raises(ValueError, match="act: expected"):
-        kernel_adapters.affine_act(lib, torch.randn(2, 3, 8), torch.randn(2, 8), torch.randn(2, 8), "gelu")
+        training_kernels.affine_act(lib, torch.randn(2, 3, 8), torch.randn(2, 8), torch.randn(2, 8), "gelu")
     with pytest.raises(ValueError, match="x: expected 8 channels"):
         kernel_adapters.pointwise_conv(lib, torch.randn(4, 6), nn.Conv3d(8, 4, 1, bias=False))
     with pytest.raises(ValueError, match=r"x\[1\]: expected shape"):

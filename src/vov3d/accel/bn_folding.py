@@ -40,7 +40,7 @@ def conv_bn_pairs(module: nn.Module) -> tuple[tuple[str, str], ...]:
 def fold_bn_into_conv(conv: nn.Conv3d, bn: nn.BatchNorm3d) -> nn.Conv3d:
     """A new conv equal to ``bn(conv(x))`` with ``bn`` in eval mode (its running statistics)."""
     scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
-    fused = nn.Conv3d(
+    folded = nn.Conv3d(
         conv.in_channels,
         conv.out_channels,
         conv.kernel_size,
@@ -55,9 +55,9 @@ def fold_bn_into_conv(conv: nn.Conv3d, bn: nn.BatchNorm3d) -> nn.Conv3d:
     )
     bias = conv.bias.detach() if conv.bias is not None else torch.zeros_like(bn.running_mean)
     with torch.no_grad():
-        fused.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1, 1))
-        fused.bias.copy_(bn.bias + (bias - bn.running_mean) * scale)
-    return fused
+        folded.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1, 1))
+        folded.bias.copy_(bn.bias + (bias - bn.running_mean) * scale)
+    return folded
 
 
 def _replace(root: nn.Module, name: str, new: nn.Module) -> None:

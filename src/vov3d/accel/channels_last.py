@@ -216,11 +216,13 @@ class ChannelsLastResBlock:
         self.lib = lib
         transform = block.branch2
         if isinstance(transform, TemporalOSA):
-            self.transform: ChannelsLastTemporalOSA | ChannelsLastX3DBottleneck = ChannelsLastTemporalOSA(transform, lib)
+            self.transform: ChannelsLastTemporalOSA | ChannelsLastX3DBottleneck = ChannelsLastTemporalOSA(
+                transform, lib
+            )
         elif isinstance(transform, X3DBottleneck):
             self.transform = ChannelsLastX3DBottleneck(transform, lib)
         else:
-            raise TypeError(f"no fast version of {type(transform).__name__}")
+            raise TypeError(f"no channels-last version of {type(transform).__name__}")
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         s = self.src

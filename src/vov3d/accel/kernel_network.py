@@ -215,7 +215,8 @@ class KernelStem:
 
     def __call__(self, lib: ctypes.CDLL, x: torch.Tensor) -> torch.Tensor:
         """(1, T, Ho, Wo, D) of one contiguous clip (1, C, T, H, W)."""
-        return inference_kernels.stem(lib, x, self.weight, self.temporal, self.bias, self.stride, out_dtype=self.out_dtype)
+        return inference_kernels.stem(lib, x, self.weight, self.temporal, self.bias, self.stride,
+                                      out_dtype=self.out_dtype)
 
 
 class KernelHead:
