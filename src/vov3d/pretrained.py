@@ -338,8 +338,9 @@ def _definition_in_file(weights: PretrainedWeights, state: Mapping[str, torch.Te
 
 def create_model(
     name: str,
-    pretrained: str | None = None,
     num_classes: int | None = None,
+    *,
+    pretrained: str | None = None,
     url: str | None = None,
     progress: bool = True,
     **kwargs: Any,
@@ -350,8 +351,11 @@ def create_model(
     (``num_classes`` defaults to 400). With it, ``num_classes`` defaults to the file's; another number
     keeps the classifier at its initialisation (fine-tuning). For the SS VoV3D-M files the definition
     the file holds is built, with a warning if it is not ``name``. ``url`` overrides the download URL;
-    other keyword arguments go to the model's builder.
+    other keyword arguments go to the model's builder. ``num_classes`` stays the second positional
+    argument, as in ``vov3d.models.create_model``, so that this function can stand in for it.
     """
+    if isinstance(num_classes, str):
+        raise TypeError(f"num_classes must be an int; released weights are chosen with pretrained={num_classes!r}")
     if pretrained is None and "." in name:
         name, pretrained = name.split(".", 1)
     if pretrained is None:

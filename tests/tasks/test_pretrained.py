@@ -44,6 +44,10 @@ def test_table_lists_every_released_file_with_accuracy_and_licence():
         pretrained.get_pretrained("vov3d_l", "k700")
     with pytest.raises(ValueError, match="unknown model 'vov3d_xl'"):
         pretrained.create_model("vov3d_xl", pretrained="k400")
+    # without weights it stands in for vov3d.models.create_model (num_classes second, positional)
+    assert pretrained.create_model("x3d_m", 10).num_classes == 10
+    with pytest.raises(TypeError, match="pretrained='k400'"):
+        pretrained.create_model("x3d_m", "k400")
 
 
 def test_download_once_then_cache_hit_and_checksum(hub, tmp_path):
