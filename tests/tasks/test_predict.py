@@ -4,6 +4,7 @@ missing files among them, JSON output, views/crops, class names, and the command
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from task_models import trained_like
 import vov3d.pretrained as pretrained
 from vov3d.checkpoint import save_checkpoint
 from vov3d.engine import predict
+from vov3d.engine.video_clips import ViewSpec, read_views
 from vov3d.labels import load_class_names
 
 CLASSES = ["push", "pull", "spin", "drop", "lift"]
@@ -85,6 +87,17 @@ def test_predicts_every_readable_file_and_reports_the_others(files, capsys):
     red = [i["class"] for i in by_video["red.mp4"]["top_k"]]
     teal = [i["class"] for i in by_video["teal.avi"]["top_k"]]
     assert red != teal  # the comparison above means something: the model tells the colours apart
+
+
+def test_cut_file_whose_header_promises_more_frames(tmp_path, caplog):
+    whole = write_video(tmp_path / "long.mkv", frames=90).read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole[: len(whole) // 2])  # the header (duration 3.6 s) survives, half the frames do not
+    spec = ViewSpec(num_frames=4, sampling_rate=8, crop_size=32, num_views=3)
+    with caplog.at_level(logging.WARNING, logger="vov3d.engine.video_clips"):
+        views = read_views(cut, spec)
+    assert "promises 90 frames" in caplog.text and 20 < views.frame_count < 90
+    assert views.frames.shape == (3, 3, 4, 32, 32) and max(int(i.max()) for i in views.indices) < views.frame_count
 
 
 def test_views_and_crops_change_what_is_evaluated(files, capsys):

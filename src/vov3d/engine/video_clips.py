@@ -10,6 +10,7 @@ the dataset's mean and std (and reversed to BGR for the SS weights, as the origi
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,8 @@ import torch
 from vov3d.data import MediaError, VideoReader
 from vov3d.data.sampling import kinetics_indices, segment_indices
 from vov3d.data.transforms import normalize, scale_short_side, uniform_crop
+
+logger = logging.getLogger(__name__)
 
 SAMPLINGS = ("kinetics", "segments")
 
@@ -115,10 +118,12 @@ def read_views(path: str | Path, spec: ViewSpec, threads: int = 1) -> VideoViews
                 try:
                     with VideoReader(path, threads=threads) as video:  # a fresh reader seeks from the start
                         frames = video.read_indices(idx)
-                except MediaError:
-                    # the header promised more frames than there are: count them and sample again
+                except MediaError as err:
+                    # the header promised more frames than there are (a cut file): count them, sample again
                     with VideoReader(path, threads=threads) as video:
                         everything = video.read_all()
+                    logger.warning("%s: the header promises %d frames but only %d decode (%s); sampling those",
+                                   path, count, len(everything), err.reason)
                     count = len(everything)
                     indices = [view_indices(count, fps, spec, v) for v in range(spec.num_views)]
                     return _from_all(path, everything, indices, fps, spec)
