@@ -115,6 +115,13 @@ def test_labels_option_and_numbers_without_names(files, capsys, tmp_path):
     assert {i["name"] for i in doc["results"][0]["top_k"]} == {"0", "1", "2", "3", "4"}
     names = tmp_path / "names.txt"
     names.write_text("\n".join(n.upper() for n in CLASSES) + "\n")
+    # an engine checkpoint whose cfg names a class-names file (DATA.CLASS_NAMES), or with them in train_state
+    for extra in ({"cfg": f"DATA:\n  CLASS_NAMES: {names}\n"}, {"train_state": {"class_names": CLASSES[::-1]}}):
+        ckpt = save_checkpoint(tmp_path / "engine.pth", files["model"], cfg=extra.get("cfg"),
+                               extra={k: v for k, v in extra.items() if k != "cfg"})
+        _, doc = run_json(capsys, [files["videos"]["mp4"], "--checkpoint", ckpt, "--frames", "4", "--crop-size", "32"])
+        wanted = [n.upper() for n in CLASSES] if "cfg" in extra else CLASSES[::-1]
+        assert all(i["name"] == wanted[i["class"]] for i in doc["results"][0]["top_k"])
     _, doc = run_json(capsys, [files["videos"]["mp4"], "--checkpoint", bare, "--labels", names,
                                "--frames", "4", "--crop-size", "32"])
     assert {i["name"] for i in doc["results"][0]["top_k"]} == {n.upper() for n in CLASSES}

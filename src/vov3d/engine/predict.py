@@ -92,10 +92,28 @@ def _cfg_defaults(cfg: Any) -> dict[str, Any]:
     for key in ("MEAN", "STD"):
         if isinstance(data.get(key), (list, tuple)) and len(data[key]) == 3:
             out[key.lower()] = tuple(float(v) for v in data[key])
+    if isinstance(data.get("CLASS_NAMES"), str) and data["CLASS_NAMES"]:
+        out["class_names_file"] = data["CLASS_NAMES"]
     dataset = str(test.get("DATASET") or (tree.get("TRAIN") or {}).get("DATASET") or "").lower()
     if dataset.startswith("ssv") or "something" in dataset:
         out["sampling"] = "segments"
     return out
+
+
+def checkpoint_class_names(obj: Mapping[str, Any], num_classes: int, names_file: str | None = None) -> list[str] | None:
+    """Class names an engine checkpoint carries: ``class_names`` (top level or in ``train_state``), else the
+    cfg's DATA.CLASS_NAMES file if it still exists; only a list of ``num_classes`` strings counts."""
+    state = obj.get("train_state")
+    for names in (obj.get("class_names"), state.get("class_names") if isinstance(state, Mapping) else None):
+        if isinstance(names, (list, tuple)) and len(names) == num_classes and all(isinstance(n, str) for n in names):
+            return list(names)
+    if names_file and Path(names_file).is_file():
+        try:
+            names = load_class_names(names_file)
+        except (OSError, ValueError):
+            return None
+        return names if len(names) == num_classes else None
+    return None
 
 
 def load_task_model(name: str | None, checkpoint: str | None = None, pretrained: str | None = None) -> TaskModel:
@@ -135,12 +153,9 @@ def load_task_model(name: str | None, checkpoint: str | None = None, pretrained:
             name = found[0]
         model = create_model(name, num_classes=int(projection.shape[0]))
         load_checkpoint(model, obj, strict=True)  # another model's file: CheckpointError naming what it holds
-        names = obj.get("class_names")
-        if not (isinstance(names, (list, tuple)) and len(names) == projection.shape[0]
-                and all(isinstance(n, str) for n in names)):
-            names = None
-        return TaskModel(model.eval(), name, str(checkpoint), list(names) if names else None, None,
-                         _cfg_defaults(obj.get("cfg")))
+        defaults = _cfg_defaults(obj.get("cfg"))
+        names = checkpoint_class_names(obj, int(projection.shape[0]), defaults.pop("class_names_file", None))
+        return TaskModel(model.eval(), name, str(checkpoint), names, None, defaults)
     if name is None:
         raise UsageError("give --model NAME (and --checkpoint FILE or --pretrained TAG for trained weights)")
     return TaskModel(create_model(name).eval(), name, "random initialisation", None, None, {})
