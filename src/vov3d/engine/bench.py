@@ -21,6 +21,7 @@ BENCHMARK.NUM_EPOCHS epochs (or ``--data-iters`` batches) and reports clips/s. C
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import sys
@@ -83,10 +84,8 @@ def make_runner(model: nn.Module, backend: str, device: torch.device, example: t
         from vov3d.engine.export import ExportableClassifier, export_onnx
 
         try:
+            import onnx  # noqa: F401 (the exporter needs it)
             import onnxruntime as ort
-
-            export_onnx  # noqa: B018 (imported only to fail early without onnx)
-            import onnx  # noqa: F401
         except ImportError:
             raise RuntimeError("onnx/onnxruntime not installed (pip install 'vov3d[export]')") from None
         providers = ["CPUExecutionProvider"]
@@ -95,7 +94,8 @@ def make_runner(model: nn.Module, backend: str, device: torch.device, example: t
                 raise RuntimeError("this onnxruntime has no CUDA provider")
             providers = ["CUDAExecutionProvider"]
         path = workdir / f"model_{id(model)}.onnx"
-        export_onnx(ExportableClassifier(model).cpu(), example[:1].cpu(), path)
+        export_onnx(ExportableClassifier(copy.deepcopy(model)).cpu(), example[:1].cpu(), path)  # a copy: the
+        # model itself stays on its device for the other backends
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         session = ort.InferenceSession(str(path), options, providers=providers)

@@ -14,6 +14,7 @@ once exported and checked.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 import tempfile
@@ -112,7 +113,7 @@ def export_model(model: nn.Module, out: str | os.PathLike, fmt: str, frames: int
         raise FileNotFoundError(f"--out {out}: folder {out.parent} does not exist")
     if fmt == "onnx":
         require_onnx()  # before any work
-    module = ExportableClassifier(model).cpu().float()
+    module = ExportableClassifier(copy.deepcopy(model)).cpu().float()  # the caller's model is left as it is
     for p in module.parameters():
         p.requires_grad_(False)
     generator = torch.Generator().manual_seed(seed)
