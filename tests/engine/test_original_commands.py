@@ -40,27 +40,28 @@ SOLVER:
 """
 
 
-def _run(tiny, *args: str) -> subprocess.CompletedProcess:
+def _start(tiny, *args: str) -> subprocess.Popen:
     argv = [tiny.python, str(tiny.repo / "tools" / "run_net.py"), *args]
-    done = subprocess.run(argv, env=tiny.env(), capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "Traceback" not in done.stderr
-    return done
+    return subprocess.Popen(argv, env=tiny.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(child: subprocess.Popen) -> subprocess.CompletedProcess:
+    try:
+        out, err = child.communicate(timeout=300)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 0, err[-3000:]
+    assert "Traceback" not in err
+    return subprocess.CompletedProcess(child.args, child.returncode, out, err)
 
 
 def test_readme_command_lines(tiny, tmp_path):
     kinetics, ssv2 = tiny.data("kinetics"), tiny.data("ssv2")
     assert (kinetics / "train.csv").is_file() and (ssv2 / "something-something-v2-train.json").is_file()
 
-    # 1. train from scratch (Kinetics csv), then test as TEST.ENABLE says
-    scratch = tmp_path / "scratch"
-    done = _run(tiny, "--cfg", str(tiny.yaml), "DATA.PATH_TO_DATA_DIR", str(kinetics), "NUM_GPUS", "0",
-                "OUTPUT_DIR", str(scratch), "SOLVER.MAX_EPOCH", "1")
-    trained = scratch / "checkpoints" / "checkpoint_epoch_00001.pyth"
-    assert trained.is_file() and (scratch / "config.yaml").is_file() and (scratch / "predictions.jsonl").is_file()
-    assert "top-1 accuracy" in done.stdout
-
-    # 2. fine-tune on SSv2 from a "K400" file: 400 classes, a finished 256-epoch run with its optimizer
+    # 2.'s input: a "K400" file: 400 classes, a finished 256-epoch run with its optimizer state
     from vov3d.config import builders
 
     source_cfg = tiny.cfg(tmp_path / "unused", MODEL__NUM_CLASSES=400)
@@ -69,10 +70,20 @@ def test_readme_command_lines(tiny, tmp_path):
     k400 = save_checkpoint(tmp_path / "vov3d_M_k400.pth", source, optimizer, epoch=255, cfg="")
     recipe = tmp_path / "vov3d_M_F32_finetune.yaml"
     recipe.write_text(SSV2_FINETUNE_YAML.format(base=tiny.yaml))
-    finetuned = tmp_path / "finetune"
-    done = _run(tiny, "--cfg", str(recipe), "DATA.PATH_TO_DATA_DIR", str(ssv2),
-                "TRAIN.CHECKPOINT_FILE_PATH", str(k400), "NUM_GPUS", "0", "OUTPUT_DIR", str(finetuned),
-                "TEST.ENABLE", "False")
+
+    # 1. train from scratch (Kinetics csv), then test as TEST.ENABLE says; and, at the same time,
+    # 2. fine-tune on SSv2 (json + frames) from the K400 file
+    scratch, finetuned = tmp_path / "scratch", tmp_path / "finetune"
+    first = _start(tiny, "--cfg", str(tiny.yaml), "DATA.PATH_TO_DATA_DIR", str(kinetics), "NUM_GPUS", "0",
+                   "OUTPUT_DIR", str(scratch), "SOLVER.MAX_EPOCH", "1")
+    second = _start(tiny, "--cfg", str(recipe), "DATA.PATH_TO_DATA_DIR", str(ssv2),
+                    "TRAIN.CHECKPOINT_FILE_PATH", str(k400), "NUM_GPUS", "0", "OUTPUT_DIR", str(finetuned),
+                    "TEST.ENABLE", "False")
+    done = _finish(first)
+    trained = scratch / "checkpoints" / "checkpoint_epoch_00001.pyth"
+    assert trained.is_file() and (scratch / "config.yaml").is_file() and (scratch / "predictions.jsonl").is_file()
+    assert "top-1 accuracy" in done.stdout
+    _finish(second)
     log = (finetuned / "log.txt").read_text()
     assert "head.projection.weight" in log and "re-initialised" in log
     assert "not taken over" in log  # the file's epoch 255 and optimizer state
@@ -81,20 +92,20 @@ def test_readme_command_lines(tiny, tmp_path):
     loaded = len(source.state_dict()) - 2  # all but head.projection.weight/bias
     assert f"{loaded} tensors loaded; starting at epoch 1" in log
 
-    # 3. test a checkpoint, multi-view (2 x 1 in the tiny config), Kinetics
-    tested = tmp_path / "tested"
-    done = _run(tiny, "--cfg", str(tiny.yaml), "DATA.PATH_TO_DATA_DIR", str(kinetics),
-                "TEST.CHECKPOINT_FILE_PATH", str(trained), "TRAIN.ENABLE", "False", "NUM_GPUS", "0",
-                "OUTPUT_DIR", str(tested))
+    # 3. test a checkpoint, multi-view (2 x 1 in the tiny config), Kinetics; and at the same time
+    # 4. single view, SSv2 json + frames, the fine-tuned checkpoint
+    tested, single = tmp_path / "tested", tmp_path / "single"
+    third = _start(tiny, "--cfg", str(tiny.yaml), "DATA.PATH_TO_DATA_DIR", str(kinetics),
+                   "TEST.CHECKPOINT_FILE_PATH", str(trained), "TRAIN.ENABLE", "False", "NUM_GPUS", "0",
+                   "OUTPUT_DIR", str(tested))
+    fourth = _start(tiny, "--cfg", str(recipe), "DATA.PATH_TO_DATA_DIR", str(ssv2),
+                    "TEST.CHECKPOINT_FILE_PATH", str(finetuned / "checkpoints" / "checkpoint_epoch_00001.pyth"),
+                    "TRAIN.ENABLE", "False", "TEST.NUM_ENSEMBLE_VIEWS", "1", "TEST.NUM_SPATIAL_CROPS", "1",
+                    "NUM_GPUS", "0", "OUTPUT_DIR", str(single))
+    done = _finish(third)
     assert "2 x 1" in done.stdout and str(trained) in done.stdout
     assert not (tested / "checkpoints").exists()  # nothing trained
-
-    # 4. single view, SSv2 json + frames, the fine-tuned checkpoint
-    single = tmp_path / "single"
-    done = _run(tiny, "--cfg", str(recipe), "DATA.PATH_TO_DATA_DIR", str(ssv2),
-                "TEST.CHECKPOINT_FILE_PATH", str(finetuned / "checkpoints" / "checkpoint_epoch_00001.pyth"),
-                "TRAIN.ENABLE", "False", "TEST.NUM_ENSEMBLE_VIEWS", "1", "TEST.NUM_SPATIAL_CROPS", "1",
-                "NUM_GPUS", "0", "OUTPUT_DIR", str(single))
+    done = _finish(fourth)
     assert "1 x 1" in done.stdout
     lines = (single / "predictions.jsonl").read_text().splitlines()
     assert len(lines) == 8  # SS "test" = the validation file: the synthetic val + test videos
