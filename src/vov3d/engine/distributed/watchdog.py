@@ -18,6 +18,7 @@ import os
 import sys
 import threading
 import time
+import uuid
 from typing import Callable
 
 import torch.distributed as dist
@@ -43,12 +44,13 @@ class HeartbeatWatchdog:
         rank: int,
         world_size: int,
         lost_after_s: float,
+        run_id: str = "",
         interval_s: float | None = None,
         on_lost: Callable[[str], None] = default_on_lost,
     ) -> None:
         if lost_after_s <= 0:
             raise ValueError(f"lost_after_s must be > 0, got {lost_after_s}")
-        self.store = dist.PrefixStore(_PREFIX, store)
+        self.store = dist.PrefixStore(_PREFIX + run_id + "/", store)
         self.rank, self.world_size = rank, world_size
         self.watched = (rank + 1) % world_size
         self.lost_after_s = lost_after_s
@@ -119,7 +121,13 @@ def start_watchdog(rank: int, world_size: int, lost_after_s: float) -> Heartbeat
     from torch.distributed.distributed_c10d import _get_default_store
 
     stop_watchdog()
-    _watchdog = HeartbeatWatchdog(_get_default_store().clone(), rank, world_size, lost_after_s).start()
+    store = _get_default_store()
+    # keys of this job only, even in a store that outlived an earlier one (a reused file:// path)
+    if rank == 0:
+        store.set(_PREFIX + "run", uuid.uuid4().hex)
+    dist.barrier()
+    run_id = store.get(_PREFIX + "run").decode()
+    _watchdog = HeartbeatWatchdog(store.clone(), rank, world_size, lost_after_s, run_id).start()
     return _watchdog
 
 
