@@ -87,3 +87,17 @@ def test_launch_of_one_process_runs_in_place_and_returns_the_result():
 def test_launch_argument_mistakes_name_the_flag(kwargs, match):
     with pytest.raises(ValueError, match=match):
         D.launch(print, (), **kwargs)
+
+
+def test_num_gpus_gives_the_processes_per_machine_as_the_original():
+    assert D.processes_per_machine(0, cuda_available=False) == (1, False)
+    assert D.processes_per_machine(0, cuda_available=True) == (1, False)
+    assert D.processes_per_machine(2, cuda_available=False) == (2, False)  # CPU processes with gloo
+    with pytest.raises(ValueError, match="NUM_GPUS"):
+        D.processes_per_machine(-1)
+    if not torch.cuda.is_available():
+        return
+    present = torch.cuda.device_count()
+    assert D.processes_per_machine(present) == (present, True)
+    with pytest.raises(ValueError, match=f"NUM_GPUS is {present + 1}"):
+        D.processes_per_machine(present + 1)

@@ -42,6 +42,27 @@ class WorkerFailed(RuntimeError):
         self.exit_code = exit_code
 
 
+def processes_per_machine(num_gpus: int, cuda_available: bool | None = None) -> tuple[int, bool]:
+    """NUM_GPUS -> (processes on this machine, whether they use CUDA), as the original spawns them.
+
+    0: one CPU process; N with CUDA: N processes, one GPU each (more than present is an error naming
+    NUM_GPUS); N without CUDA: N CPU processes (gloo), with a warning.
+    """
+    if isinstance(num_gpus, bool) or not isinstance(num_gpus, int) or num_gpus < 0:
+        raise ValueError(f"NUM_GPUS must be an int >= 0, got {num_gpus!r}")
+    cuda = torch.cuda.is_available() if cuda_available is None else cuda_available
+    if num_gpus == 0:
+        return 1, False
+    if not cuda:
+        logger.warning("NUM_GPUS %d but no CUDA GPU: running %d CPU processes (gloo)", num_gpus, num_gpus)
+        return num_gpus, False
+    present = torch.cuda.device_count()
+    if num_gpus > present:
+        raise ValueError(f"NUM_GPUS is {num_gpus} but {present} CUDA GPU(s) are present; set NUM_GPUS to at most "
+                         f"{present}")
+    return num_gpus, True
+
+
 def free_tcp_init_method(host: str = "127.0.0.1") -> str:
     """``tcp://host:PORT`` with a port free right now (for a job of one machine)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
