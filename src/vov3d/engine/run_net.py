@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Any, Callable, Sequence
 
@@ -50,7 +51,8 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     from vov3d.engine.trainer import SetupError
 
     types: list[type[BaseException]] = [CheckpointError, DataError, SetupError, FileNotFoundError,
-                                         NotADirectoryError, IsADirectoryError, PermissionError]
+                                         NotADirectoryError, IsADirectoryError, PermissionError,
+                                         ValueError]  # e.g. a setting the builders refuse, naming the key
     try:
         from vov3d.config import ConfigError
 
@@ -117,9 +119,15 @@ def run(cfg: Any, args: argparse.Namespace | None = None) -> dict[str, Any]:
 
 
 def guarded(fn: Callable[[], Any]) -> int:
-    """Run ``fn``: 0 on success; a user's mistake -> its message on stderr and status 2; NaN -> status 1."""
+    """Run ``fn``: 0 on success; a user's mistake -> its message on stderr and status 2; NaN -> status 1.
+
+    With the environment variable VOV3D_DEBUG set, errors propagate with their traceback.
+    """
     from vov3d.engine.trainer import TrainingError
 
+    if os.environ.get("VOV3D_DEBUG"):  # the full traceback of any error, for bug reports
+        fn()
+        return 0
     try:
         fn()
     except TrainingError as err:
