@@ -178,3 +178,17 @@ def test_progress_bar_in_a_terminal_and_log_lines_always(caplog):
     with Progress("test", 2, log_period=1, stream=piped) as bar:
         bar.update(1)
     assert piped.getvalue() == ""
+
+
+def test_model_info_logs_params_and_gflops(tiny, tmp_path, caplog):
+    import logging
+
+    from vov3d.config import builders
+    from vov3d.engine.trainer import _log_model_info
+
+    cfg = tiny.cfg(tmp_path, LOG_MODEL_INFO=True)
+    with caplog.at_level(logging.INFO, logger="vov3d.engine.trainer"):
+        _log_model_info(cfg, builders.build_model(cfg))
+    line = caplog.records[-1].getMessage()
+    assert line.startswith("model vov3d_m: 3.01M params") and "GFLOPs" in line and "4x32²" in line
+    assert float(line.split("params, ")[1].split()[0]) > 0
