@@ -73,15 +73,21 @@ def syncbn_job(out_dir: str, num_sync_devices: int) -> None:
 
 
 def reduce_job(out_dir: str, kill_rank: int = -1, seconds: float = 60.0, hang_rank: int = -1,
-               keep_going: bool = False) -> None:
+               keep_going: bool = False, kill_once: bool = False) -> None:
     """All-reduce rank+1 and gather the ranks; write out_dir/rank{r}.json. ``kill_rank`` SIGKILLs
     itself after the first all-reduce (``hang_rank`` sleeps instead) while the others go on
-    all-reducing for ``seconds``; with ``keep_going`` every rank goes on (for a kill from outside)."""
+    all-reducing for ``seconds``; with ``keep_going`` every rank goes on (for a kill from outside).
+    With ``kill_once`` the kill happens in the first run only (a marker file says it happened), so
+    that a restarted job finishes."""
     rank = D.get_rank()
+    marker = Path(out_dir) / "killed"
+    if kill_once and marker.exists():  # every rank decides before any collective: the restarted job
+        kill_rank = -1
     total = D.all_reduce_sum(torch.tensor([float(rank + 1)]))
     info = {"rank": rank, "world": D.get_world_size(), "local_rank": D.get_local_rank(),
             "local_world": D.get_local_world_size(), "sum": float(total), "threads": torch.get_num_threads(),
             "gathered": D.all_gather_object(rank * 10), "pid": os.getpid(), "ppid": os.getppid(),
+            "attempt": int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0)),
             "backend": torch.distributed.get_backend() if D.is_initialized() else None}
     tmp = Path(out_dir) / f"rank{rank}.json.tmp"
     tmp.write_text(json.dumps(info))
@@ -90,6 +96,7 @@ def reduce_job(out_dir: str, kill_rank: int = -1, seconds: float = 60.0, hang_ra
         return
     D.barrier()  # everybody wrote its file
     if rank == kill_rank:
+        marker.write_text(str(os.getpid()))
         os.kill(os.getpid(), signal.SIGKILL)
     if rank == hang_rank:
         time.sleep(seconds)

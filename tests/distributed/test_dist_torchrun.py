@@ -18,11 +18,15 @@ JOB = SCRIPTS / "join_and_reduce.py"
 BOUND = 45.0
 
 
+def node_args(out: Path, port: int, node_rank: int, max_restarts: str, *extra: str) -> list:
+    return [TORCHRUN, "--nnodes", "2", "--nproc-per-node", "1", "--node-rank", str(node_rank),
+            "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "test",
+            "--max-restarts", max_restarts, "--monitor-interval", "0.2", JOB, "--out", out,
+            "--heartbeat_timeout", "4", "--timeout", "30", *extra]
+
+
 def node(processes, out: Path, port: int, node_rank: int, *extra: str):
-    return processes.start([TORCHRUN, "--nnodes", "2", "--nproc-per-node", "1", "--node-rank", str(node_rank),
-                            "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "test",
-                            "--max-restarts", "0", "--monitor-interval", "0.2", JOB, "--out", out,
-                            "--heartbeat_timeout", "4", "--timeout", "30", *extra])
+    return processes.start(node_args(out, port, node_rank, "0", *extra))
 
 
 def test_two_torchrun_nodes_join_and_all_reduce(tmp_path: Path, processes):
@@ -70,3 +74,19 @@ def test_a_killed_torchrun_worker_ends_both_nodes_naming_the_rank(tmp_path: Path
     status, output, _ = processes.finish(nodes[1], BOUND)
     assert status != 0 and f"Signal 9 (SIGKILL) received by PID {victim['pid']}" in output  # torchrun's report
     assert f"rank      : {victim['rank']}" in output
+
+
+def test_under_max_restarts_a_killed_worker_restarts_the_job_on_both_nodes_and_it_finishes(tmp_path: Path, processes):
+    port = free_port()
+    # torch 2.13: restarts across machines need the workers' own store (docs/distributed.md)
+    env = {"TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
+    args = ["--kill_rank", "1", "--kill_once"]
+    nodes = [processes.start(node_args(tmp_path, port, 0, "1", *args), env)]
+    wait_for_port(port, 60)
+    nodes.append(processes.start(node_args(tmp_path, port, 1, "1", *args), env))
+    for proc in nodes:
+        status, output, _ = processes.finish(proc, 150)
+        assert status == 0, output
+    killed_pid = int((tmp_path / "killed").read_text())
+    infos = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert all(info["pid"] != killed_pid and info["sum"] == 3.0 for info in infos)  # written by the new round

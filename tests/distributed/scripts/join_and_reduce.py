@@ -1,7 +1,7 @@
 """A job of the distributed tests: join (original flags, or torchrun's environment), all-reduce, gather.
 
 python join_and_reduce.py --out DIR [--num_processes N] [--num_shards M --shard_id K --init_method URL]
-                          [--kill_rank R | --hang_rank R | --keep_going] [--heartbeat_timeout S]
+                          [--kill_rank R [--kill_once] | --hang_rank R | --keep_going] [--heartbeat_timeout S]
 """
 
 import argparse
@@ -27,9 +27,11 @@ def main() -> int:
     parser.add_argument("--keep_going", action="store_true", help="all-reduce for a minute (to be killed)")
     parser.add_argument("--heartbeat_timeout", type=float, default=None)
     parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--kill_once", action="store_true", help="kill in the first run only (then restart)")
     args = parser.parse_args()
     try:
-        D.launch(dist_workers.reduce_job, (args.out, args.kill_rank, 60.0, args.hang_rank, args.keep_going), num_processes=args.num_processes,
+        D.launch(dist_workers.reduce_job, (args.out, args.kill_rank, 60.0, args.hang_rank, args.keep_going,
+                                              args.kill_once), num_processes=args.num_processes,
                  num_shards=args.num_shards, shard_id=args.shard_id, init_method=args.init_method,
                  backend="gloo", timeout_s=args.timeout, use_cuda=False, heartbeat_timeout_s=args.heartbeat_timeout)
     except D.WorkerFailed as err:

@@ -119,6 +119,13 @@ def init_from_env(
     missing = [v for v in TORCHRUN_VARIABLES if v not in os.environ]
     if missing:
         raise RuntimeError(f"not started by torchrun: {', '.join(missing)} not set in the environment")
+    if (int(os.environ.get("GROUP_WORLD_SIZE", 1)) > 1 and int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", 0)) > 0
+            and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"):
+        # the machines count restarts apart, the shared store keeps the last round's keys: a restarted
+        # job then fails to connect (pytorch/pytorch#135712, #108158)
+        logger.warning("torchrun --max-restarts across several machines: set TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 "
+                       "in torchrun's environment, or a restarted job cannot connect (the rendezvous store keeps "
+                       "the previous round's addresses)")
     return init_process_group(
         int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"]),
         int(os.environ["LOCAL_WORLD_SIZE"]), "env://", backend, timeout_s, use_cuda, heartbeat_timeout_s,
