@@ -135,13 +135,18 @@ def test_engine_benchmark_prints_its_rows_at_a_tiny_size(tiny, capsys):
         assert value > 0, rows[key]
 
 
-def test_options_beyond_the_original_run_together_and_resume(tiny, tmp_path):
-    """Mixup/cutmix, label smoothing, EMA, gradient accumulation, TensorBoard; mid-epoch checkpoint with EMA."""
+def test_options_beyond_the_original_run_together_and_resume(tiny, tmp_path, caplog):
+    """Mixup/cutmix, label smoothing, EMA, gradient accumulation, TensorBoard, precise BN; resume with EMA."""
+    import logging
+
     out = tmp_path / "run"
     opts = dict(MIXUP__ENABLE=True, SOLVER__LABEL_SMOOTHING=0.1, EMA__ENABLE=True, EMA__DECAY=0.5,
                 SOLVER__GRAD_ACCUM_STEPS=2, TENSORBOARD__ENABLE=True, TRAIN__CHECKPOINT_ITER_PERIOD=2,
-                SOLVER__MAX_EPOCH=1, TEST__ENABLE=False, TRAIN__EVAL_PERIOD=1)
-    summary = train(tiny.cfg(out, **opts), progress=False)
+                SOLVER__MAX_EPOCH=1, TEST__ENABLE=False, TRAIN__EVAL_PERIOD=1, BN__USE_PRECISE_STATS=True,
+                BN__NUM_BATCHES_PRECISE=2)
+    with caplog.at_level(logging.INFO, logger="vov3d.engine.trainer"):
+        summary = train(tiny.cfg(out, **opts), progress=False)
+    assert "precise BN: statistics recomputed on 2 training batches" in caplog.text
     assert summary["epochs_run"] == 1 and summary["val"]["top1_err"] >= 0
     obj = torch.load(out / "checkpoints" / "checkpoint_epoch_00001.pyth", weights_only=True)
     ema, model = obj["ema_state"], obj["model_state"]
