@@ -76,6 +76,11 @@ class Progress:
         elapsed = self.elapsed
         return self.clips / elapsed if elapsed > 0 else 0.0
 
+    def seconds_per_iteration(self) -> float:
+        """Mean time of the iterations run by this loop so far (0 before the first)."""
+        run = self.done - self._start_done
+        return self.elapsed / run if run > 0 else 0.0
+
     def eta(self) -> float:
         """Seconds left at the rate of this loop so far."""
         run = self.done - self._start_done

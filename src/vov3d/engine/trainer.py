@@ -167,8 +167,9 @@ def build_train_model(model: nn.Module, device: torch.device, backend: str, comp
                       channels_last: bool) -> nn.Module:
     """The module the training step runs (its parameters are ``model``'s).
 
-    CPU: ``vov3d.accel.prepare_for_training`` (TRAIN.BACKEND auto|kernels), ``torch.compile`` of the plain
-    model (compiled) or the plain model (eager). GPU: the plain model, channels_last_3d if asked, ``torch.compile`` if TRAIN.COMPILE.
+    CPU: ``vov3d.accel.prepare_for_training`` (TRAIN.BACKEND auto|kernels), ``torch.compile`` of the
+    plain model (compiled) or the plain model (eager). GPU: the plain model, channels_last_3d if asked
+    (TRAIN.CHANNELS_LAST), ``torch.compile`` if TRAIN.COMPILE.
     """
     if device.type == "cpu":
         if backend == "eager":
@@ -250,18 +251,6 @@ class TrainStep:
         return loss.detach(), logits.detach()
 
 
-def build_loss(label_smoothing: float = 0.0) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """``engine.losses.build_loss`` (cross-entropy with optional label smoothing; class ids or soft targets)."""
-    try:
-        from vov3d.engine.losses import build_loss as build
-    except ImportError:  # engine.losses not there yet: the same loss from torch directly
-        def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-            return nn.functional.cross_entropy(logits, target, label_smoothing=label_smoothing)
-
-        return loss
-    return build(label_smoothing=label_smoothing)
-
-
 # --------------------------------------------------------------------------------------- stats
 def _memory_stats(device: torch.device) -> dict[str, Any]:
     gpu_mem = torch.cuda.max_memory_allocated(device) / 1024**3 if device.type == "cuda" else 0.0
@@ -299,7 +288,10 @@ class EpochMeter:
     top5_sum: float = 0.0
     failures: int = 0
     seconds: float = 0.0
-    window: deque = field(default_factory=lambda: deque(maxlen=10))
+    last_lr: float = 0.0  # the LR of the last iteration
+    dt_data: float = 0.0  # the last iteration's waiting for data and compute times
+    dt_net: float = 0.0
+    window: deque = field(default_factory=lambda: deque(maxlen=10))  # for the medians of train_iter
 
     def add(self, n: int, loss: float, top1: float, top5: float) -> None:
         self.samples += n
@@ -376,6 +368,7 @@ def _log_model_info(cfg: Any, model: nn.Module) -> None:
 def setup(cfg: Any) -> Run:
     """Build the run (spec §9.3 setup order): seeds, model, info, optimizer, checkpoint, loaders."""
     from vov3d.config import builders
+    from vov3d.engine.losses import build_loss
     from vov3d.engine.lr_schedule import LRSchedule
     from vov3d.engine.optimizer import build_optimizer
 
@@ -546,7 +539,7 @@ def train_epoch(run: Run, epoch: int, start_iter: int = 0, meter: EpochMeter | N
                     "_type": "train_iter", "epoch": f"{epoch + 1}/{run.max_epoch}", "iter": f"{it + 1}/{n_iters}",
                     "dt": dt_data + dt_net, "dt_data": dt_data, "dt_net": dt_net,
                     "eta": _eta(progress, run, epoch), "loss": loss_m, "lr": lr,
-                    "top1_err": top1_m, "top5_err": top5_m, **{k: v for k, v in _memory_stats(run.device).items() if k == "gpu_mem"},
+                    "top1_err": top1_m, "top5_err": top5_m, "gpu_mem": _memory_stats(run.device)["gpu_mem"],
                 })
                 if run.writer is not None:
                     global_step = epoch * n_iters + it + 1
@@ -562,8 +555,7 @@ def train_epoch(run: Run, epoch: int, start_iter: int = 0, meter: EpochMeter | N
                 save(run, checkpointer.iter_checkpoint_path(run.output_dir, epoch, done), epoch, done, meter)
             t_data_start = time.perf_counter()
     meter.seconds += time.perf_counter() - t_start
-    meter.last_lr = lr  # type: ignore[attr-defined]
-    meter.dt = (dt_data, dt_net)  # type: ignore[attr-defined]
+    meter.last_lr, meter.dt_data, meter.dt_net = lr, dt_data, dt_net
     return meter
 
 
@@ -571,7 +563,7 @@ def _eta(progress: Progress, run: Run, epoch: int) -> str:
     from vov3d.engine.progress import format_seconds
 
     left = progress.eta()
-    per_epoch = progress.elapsed / max(1, progress.done - progress._start_done) * run.iters_per_epoch
+    per_epoch = progress.seconds_per_iteration() * run.iters_per_epoch
     return format_seconds(left + per_epoch * (run.max_epoch - epoch - 1))
 
 
@@ -675,8 +667,8 @@ def train(cfg: Any, progress: bool = True) -> dict[str, Any]:
             means = meter.means()
             train_stats = {
                 "_type": "train_epoch", "epoch": f"{epoch + 1}/{run.max_epoch}", "dt": meter.seconds,
-                "dt_data": meter.dt[0], "dt_net": meter.dt[1], "eta": "0:00:00",  # type: ignore[attr-defined]
-                "lr": meter.last_lr, **means, **_memory_stats(run.device),  # type: ignore[attr-defined]
+                "dt_data": meter.dt_data, "dt_net": meter.dt_net, "eta": "0:00:00",
+                "lr": meter.last_lr, **means, **_memory_stats(run.device),
             }
             if meter.failures:
                 train_stats["bad_samples"] = meter.failures
@@ -688,7 +680,7 @@ def train(cfg: Any, progress: bool = True) -> dict[str, Any]:
             eval_due = run.val_loader is not None and (last or (epoch + 1) % int(cfg.TRAIN.EVAL_PERIOD) == 0)
             if cfg.BN.USE_PRECISE_STATS and (ckpt_due or eval_due):
                 precise_bn(run, epoch)
-            entry: dict[str, Any] = {"epoch": epoch + 1, "loss": means["loss"], "lr": meter.last_lr,  # type: ignore[attr-defined]
+            entry: dict[str, Any] = {"epoch": epoch + 1, "loss": means["loss"], "lr": meter.last_lr,
                                      "train_top1_err": means["top1_err"], "train_top5_err": means["top5_err"]}
             run.history.append(entry)
             if eval_due:
