@@ -124,3 +124,17 @@ def test_corrupt_jpeg_and_video_missing_from_frame_list(tmp_path, caplog):
     errors = [test[k][3]["error"] for k in range(len(test))]
     assert errors[:6] == [""] * 6
     assert all("corrupt JPEG" in e and "f/2/2_0000" in e for e in errors[6:])
+
+
+def test_data_errors_cross_worker_processes_whole():
+    import pickle
+
+    from vov3d.data.errors import AnnotationError
+
+    for err in (AnnotationError("/d/train.csv", 4, "label 'x' is not an integer"), MediaError("/d/v.mp4", "file not found")):
+        copy = pickle.loads(pickle.dumps(err))
+        assert type(copy) is type(err) and str(copy) == str(err) and copy.path == err.path
+        assert copy.reason == err.reason == str(err).split(": ", 1)[1].split(": ", 1)[-1]
+    assert str(AnnotationError("/d/train.csv", 4, "bad")) == "/d/train.csv:4: bad"
+    assert str(AnnotationError("/d/train.csv", 0, "bad")) == "/d/train.csv: bad"
+

@@ -110,3 +110,10 @@ def test_datasets_leave_global_generators_alone(same_video_dataset, small_params
         ds[i]
     assert np.array_equal(np.random.get_state()[1], state)
     assert torch.equal(torch.random.get_rng_state(), torch_state)
+
+
+def test_count_failures_of_every_collated_form():
+    assert count_failures({"failures": torch.tensor([0, 2, 1])}) == 3  # the default collate
+    assert count_failures({"failures": [1, 0, 4]}) == 5 and count_failures({"failures": (2, 2)}) == 4
+    assert count_failures({"failures": 3}) == 3  # one item, not collated
+    assert count_failures({"path": ["a"]}) == 0  # no failures key: nothing failed

@@ -166,3 +166,62 @@ def test_ssv2_bad_json(tmp_path):
     path.write_text("[]")
     with pytest.raises(EmptySplitError, match=r"v2-train\.json: no videos in the 'train' split"):
         SomethingSomething(tmp_path, "train", PARAMS, source="video")
+
+
+# --- label files: what the readers accept and how they refuse the rest (found by mutation testing)
+
+
+def test_ssv1_names_may_be_quoted_and_the_id_ends_at_the_first_semicolon(tmp_path):
+    from vov3d.data.something import read_ssv1_annotations, read_ssv1_labels
+
+    labels_file = tmp_path / "labels.csv"
+    labels_file.write_text('"Holding something"\nPutting something; then something\n"Pushing "it""\n')
+    labels = read_ssv1_labels(labels_file)
+    assert labels == {"Holding something": 0, "Putting something; then something": 1, 'Pushing "it"': 2}
+    split = tmp_path / "train.csv"
+    split.write_text('7;"Holding something"\n8;Putting something; then something\n9;Pushing "it"\n')
+    assert read_ssv1_annotations(split, labels) == [("7", 0), ("8", 1), ("9", 2)]
+
+
+def test_ssv1_label_file_errors_name_the_file(tmp_path):
+    from vov3d.data.something import read_ssv1_labels
+
+    path = tmp_path / "labels.csv"
+    path.write_text("Holding something\nPushing something\nHolding something\n")
+    with pytest.raises(AnnotationError, match=r"labels\.csv:3: class 'Holding something' is listed twice") as err:
+        read_ssv1_labels(path)
+    assert (err.value.path, err.value.line) == (str(path), 3)
+    path.write_text("\n\n")
+    with pytest.raises(AnnotationError, match=r"labels\.csv: no class names in the file$") as err:
+        read_ssv1_labels(path)
+    assert err.value.path == str(path)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('["Holding something"]', "expected a non-empty JSON object"),
+        ("{}", "expected a non-empty JSON object"),
+        ('{"Holding something": "zero"}', "class id 'zero' of 'Holding something' is not an integer"),
+        ('{"Holding something": null}', "class id None of 'Holding something' is not an integer"),
+    ],
+)
+def test_ssv2_label_file_errors(tmp_path, text, message):
+    from vov3d.data.something import read_ssv2_labels
+
+    path = tmp_path / "something-something-v2-labels.json"
+    path.write_text(text)
+    with pytest.raises(AnnotationError, match=message) as err:
+        read_ssv2_labels(path)
+    assert err.value.path == str(path)
+    path.write_text('{"Holding something": "3", "Pushing something": 4}')
+    assert read_ssv2_labels(path) == {"Holding something": 3, "Pushing something": 4}
+
+
+def test_the_official_archive_folder_is_preferred_for_webm(ssv2, tmp_path):
+    for name in ["something-something-v2-labels.json", "something-something-v2-train.json"]:
+        shutil.copy(ssv2 / name, tmp_path / name)
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "20bn-something-something-v2").mkdir()
+    ds = SomethingSomething(tmp_path, "train", PARAMS, source="video")
+    assert ds.videos[0].path == str(tmp_path / "20bn-something-something-v2" / "101.webm")
