@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 
 import vov3d
 from vov3d.cli import main
+from vov3d.ops.library import default_cache_dir, find_compiler, library_path, load_library
 
 
 def test_import_does_not_load_torch():
@@ -24,11 +26,10 @@ def test_import_does_not_load_torch():
 def test_public_names_resolve_and_unknown_ones_fail():
     for name in vov3d.__all__:
         assert getattr(vov3d, name) is not None
-    import vov3d.accel
-
-    for name in vov3d.accel.__all__:
-        assert getattr(vov3d.accel, name) is not None
-    assert vov3d.prepare_for_inference is vov3d.accel.prepare_for_inference
+    accel = importlib.import_module("vov3d.accel")
+    for name in accel.__all__:
+        assert getattr(accel, name) is not None
+    assert vov3d.prepare_for_inference is accel.prepare_for_inference
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         vov3d.nope  # noqa: B018
 
@@ -48,6 +49,7 @@ import vov3d
 from vov3d.ops import library
 assert vov3d.__file__.startswith(sys.argv[1]), f"imported {vov3d.__file__}, not the installed copy"
 assert library.library_unavailable() is None, library.library_unavailable()
+print("library", library.library_path(library.default_cache_dir(), library.find_compiler()))
 torch.manual_seed(0)
 model = vov3d.create_model("vov3d_m", num_classes=5).eval()
 prepared = vov3d.prepare_for_inference(model, backend="kernels")
@@ -61,7 +63,8 @@ print("kernels built from", library.CSRC)
 def test_installed_wheel_builds_the_kernels_from_its_own_sources(tmp_path):
     # Issue 15: a wheel that shipped the .c files but not vector.h ran torch ops after one warning. Build a
     # wheel from a copy of the sources (not this tree: no build/ or egg-info left here), install it outside
-    # the source tree (not editable), and run the kernels from the installed copy in a fresh process.
+    # the source tree (not editable), and run the kernels from the installed copy in a fresh process: its
+    # library_unavailable() finds every source and header it needs, and its outputs match the torch path.
     source = tmp_path / "source"
     source.mkdir()
     shutil.copy(REPO / "pyproject.toml", source)
@@ -79,15 +82,18 @@ def test_installed_wheel_builds_the_kernels_from_its_own_sources(tmp_path):
         shipped = {Path(n).name for n in archive.namelist() if n.startswith("vov3d/ops/csrc/")}
     assert shipped == {f.name for f in csrc.iterdir() if f.is_file()}  # every source and header the build reads
 
+    # The installed copy's library is keyed by the bytes of the sources it ships: with this process's cache
+    # (built here if not yet), the same key proves they are this tree's sources, and spares a second build.
+    assert load_library() is not None
     site = tmp_path / "site"
     install = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--quiet", "--target", str(site), str(wheel)],
         capture_output=True, text=True, timeout=300,
     )
     assert install.returncode == 0, install.stderr[-3000:]
-    env = {**os.environ, "PYTHONPATH": str(site), "VOV3D_CACHE_DIR": str(tmp_path / "cache")}
+    env = {**os.environ, "PYTHONPATH": str(site)}
     run = subprocess.run([sys.executable, "-c", INSTALLED_CHECK, str(site)], capture_output=True, text=True,
                          cwd=tmp_path, env=env, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert f"kernels built from {site}" in run.stdout
-    assert list((tmp_path / "cache" / "kernels").glob("*.so"))  # built from the installed copy, here
+    assert f"library {library_path(default_cache_dir(), find_compiler())}\n" in run.stdout
