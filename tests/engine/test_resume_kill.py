@@ -98,3 +98,21 @@ def test_resumable_loader_skips_whole_batches_without_changing_the_order(tiny, t
     assert indices(1, skip_batches=2) == full[4:]  # the same epoch, resumed after 2 batches
     assert indices(1) == full  # the skip applies once
     assert indices(2) != full  # another epoch, another order
+
+
+def test_mid_epoch_checkpoint_with_another_batch_size_restarts_the_epoch(tiny, tmp_path, caplog):
+    """The sample order of a resumed epoch needs the same clips per iteration: else the epoch restarts."""
+    import logging
+
+    out = tmp_path / "run"
+    cfg = tiny.cfg(out, TEST__ENABLE=False, TRAIN__EVAL_PERIOD=5, SOLVER__MAX_EPOCH=1)
+    from vov3d.config import builders
+
+    model = builders.build_model(cfg)
+    path = checkpointer.iter_checkpoint_path(out, 0, 2)
+    checkpointer.write_checkpoint(path, model, None, finished_epoch=-1, cfg_yaml=cfg.dump(),
+                                  train_state={"epoch": 0, "iter": 2, "clips_per_iteration": 4, "rng_seed": 0})
+    with caplog.at_level(logging.WARNING, logger="vov3d.engine.trainer"):
+        summary = train(cfg, progress=False)  # TRAIN.BATCH_SIZE 2, not 4
+    assert (summary["start_epoch"], summary["start_iter"]) == (0, 0)
+    assert "restarts from its beginning" in caplog.text and "TRAIN.BATCH_SIZE" in caplog.text

@@ -442,7 +442,8 @@ def setup(cfg: Any) -> Run:
 def _train_state(run: Run, epoch: int, iters_done: int, meter: EpochMeter | None) -> dict[str, Any]:
     state: dict[str, Any] = {
         "epoch": epoch, "iter": iters_done, "history": run.history, "best": run.best,
-        "torch_rng": torch.get_rng_state(),
+        "torch_rng": torch.get_rng_state(), "clips_per_iteration": _clips_per_iteration(run),
+        "rng_seed": int(run.cfg.RNG_SEED),
     }
     if run.device.type == "cuda":
         state["cuda_rng"] = torch.cuda.get_rng_state(run.device)
@@ -451,6 +452,26 @@ def _train_state(run: Run, epoch: int, iters_done: int, meter: EpochMeter | None
     if meter is not None:
         state["meter"] = meter.state()
     return state
+
+
+def _clips_per_iteration(run: Run) -> int:
+    return int(run.train_loader.batch_size) * world_info()[0]
+
+
+def _mid_epoch_position(run: Run) -> int:
+    """Iterations of the start epoch already done; 0 if the batch or seed changed since (the epoch restarts)."""
+    state, it = run.start.train_state, run.start.iter
+    if not it:
+        return 0
+    changed = [f"{what} {before} -> {now}" for what, before, now in (
+        ("clips per iteration (TRAIN.BATCH_SIZE)", state.get("clips_per_iteration"), _clips_per_iteration(run)),
+        ("RNG_SEED", state.get("rng_seed"), int(run.cfg.RNG_SEED)),
+    ) if before is not None and before != now]
+    if changed:
+        logger.warning("%s was written %d iterations into epoch %d, but %s: the sample order differs, so the epoch "
+                       "restarts from its beginning", run.start.source, it, run.start.epoch + 1, "; ".join(changed))
+        return 0
+    return it
 
 
 def _check_finite_weights(model: nn.Module, epoch: int, iters_done: int) -> None:
@@ -655,7 +676,7 @@ def train(cfg: Any, progress: bool = True) -> dict[str, Any]:
         dump_config(cfg, output_dir / "config.yaml")
     run = setup(cfg)
     run.writer = _open_tensorboard(cfg, output_dir)
-    start_epoch, start_iter = run.start.epoch, run.start.iter
+    start_epoch, start_iter = run.start.epoch, _mid_epoch_position(run)
     meter_state = run.start.train_state.get("meter") if start_iter else None
     summary: dict[str, Any] = {"start_epoch": start_epoch, "start_iter": start_iter, "resumed_from": run.start.source}
     total_failures = 0
