@@ -20,6 +20,7 @@ collective timeout ``timeout_s`` (DIST_TIMEOUT).
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 from typing import Any, Callable, Sequence
@@ -95,8 +96,7 @@ def run_guarded(fn: Callable[..., Any], args: Sequence[Any]) -> Any:
             raise
         logger.error("rank %d: a collective failed (%s); checking which rank was lost", pg.get_rank(),
                      str(err).splitlines()[0])
-        deadline = watchdog.lost_after_s + 3 * watchdog.interval_s
-        watchdog._thread.join(deadline)  # the thread ends (and ends the process) when it names a rank
+        watchdog.wait(watchdog.lost_after_s + 3 * watchdog.interval_s)  # it ends the process if it names a rank
         hung = pg.find_unresponsive_ranks(min(watchdog.lost_after_s, 30.0))
         named = (f"rank(s) {', '.join(map(str, hung))} did not answer" if hung else
                  "every rank answered" if hung == [] else "the unresponsive rank could not be told")
@@ -147,6 +147,9 @@ def launch(
     (the others are ended first), ``ValueError`` for inconsistent arguments (naming the flag/key).
     """
     if pg.under_torchrun():
+        if num_processes > 1 and str(num_processes) != os.environ.get("LOCAL_WORLD_SIZE"):
+            logger.warning("under torchrun the processes per machine are torchrun's (--nproc-per-node %s); "
+                           "NUM_GPUS %d does not start more", os.environ.get("LOCAL_WORLD_SIZE"), num_processes)
         pg.init_from_env(backend, timeout_s, use_cuda, heartbeat_timeout_s)
         result = run_guarded(fn, args)
         pg.cleanup()

@@ -65,6 +65,11 @@ class HeartbeatWatchdog:
         self._thread.start()
         return self
 
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the thread to end (it ends the process when it names a lost rank)."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
     def stop(self) -> None:
         """Mark this rank done (not to be watched any more) and stop the thread."""
         self._stop.set()
