@@ -28,6 +28,9 @@ def test_reads_png_through_pillow(tmp_path):
 
 def test_read_frames_stacks_and_repeats(tmp_path):
     paths = [write_jpeg(tmp_path / f"{i}.jpg", frame_image(i)) for i in range(3)]
+    assert frames.read_frames([paths[1]]).shape == (1, 48, 64, 3)
+    with pytest.raises(ValueError, match="no frame paths given"):
+        frames.read_frames([])
     got = frames.read_frames([paths[0], paths[2], paths[2], paths[1]])
     assert got.shape == (4, 48, 64, 3)
     assert np.array_equal(got[1], got[2]) and np.array_equal(got[0], frames.read_image(paths[0]))

@@ -225,3 +225,23 @@ def test_the_official_archive_folder_is_preferred_for_webm(ssv2, tmp_path):
     (tmp_path / "20bn-something-something-v2").mkdir()
     ds = SomethingSomething(tmp_path, "train", PARAMS, source="video")
     assert ds.videos[0].path == str(tmp_path / "20bn-something-something-v2" / "101.webm")
+
+
+@pytest.mark.parametrize(
+    "entries, message",
+    [
+        ({"id": "1", "template": "Holding [something]"}, r"v2-train\.json: expected a JSON list of"),
+        ([{"id": "1", "template": "Holding [something]"}, {"template": "Holding [something]"}],
+         r"v2-train\.json: entry 1: expected an object with 'id' and 'template', got \{'template'"),
+        ([{"id": "1"}], r"v2-train\.json: entry 0: expected an object with 'id' and 'template', got \{'id': '1'\}"),
+        (["1"], r"v2-train\.json: entry 0: expected an object with 'id' and 'template', got '1'"),
+    ],
+)
+def test_ssv2_split_file_errors_name_the_file_and_entry(tmp_path, entries, message):
+    from vov3d.data.something import read_ssv2_annotations
+
+    path = tmp_path / "something-something-v2-train.json"
+    path.write_text(json.dumps(entries))
+    with pytest.raises(AnnotationError, match=message) as err:
+        read_ssv2_annotations(path, {"Holding something": 0})
+    assert (err.value.path, err.value.line) == (str(path), 0)
