@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="auto: bf16 (or fp16) autocast on a GPU, fp32 on the CPU")
     parser.add_argument("--layout", choices=["auto", "ncdhw", "channels_last_3d"], default="auto",
                         help="auto: channels_last_3d on a GPU, ncdhw on the CPU")
-    parser.add_argument("--peak-n", type=int, default=0, help="matrix size of the peak measurement (0: 8192 GPU, 1024 CPU)")
+    parser.add_argument("--peak-n", type=int, default=0,
+                        help="matrix size of the peak measurement (0: 8192 on a GPU, 1024 on the CPU)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON lines here")
     return parser
 
@@ -167,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     peak = peak_tflops(device, precision, args.peak_n or (8192 if device.type == "cuda" else 1024))
     rows = [measure(name, args, device, precision, layout, peak) for name in args.models]
     if D.is_main_process():
-        name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+        name = (torch.cuda.get_device_name(device) if device.type == "cuda"
+                else f"CPU, {torch.get_num_threads()} threads")
         print(f"# torch {torch.__version__}, {name}, {D.get_world_size()} process(es); clips/s per process "
               f"(job total = x procs); a step = 3x the forward FLOPs")
         print("model      dev   procs batch frames size precision layout             clips/s   ms/step "

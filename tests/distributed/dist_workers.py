@@ -68,7 +68,8 @@ def syncbn_job(out_dir: str, num_sync_devices: int) -> None:
     before = D.unwrap_model(ddp)[1].running_mean.clone()
     D.average_bn_stats(D.unwrap_model(ddp), num_samples=sum(b.shape[0] for b in batches))
     torch.save({"losses": mean_losses, "state": D.unwrap_model(ddp).state_dict(),
-                "bn_type": type(D.unwrap_model(ddp)[1]).__name__, "mean_before_average": before, "threads": torch.get_num_threads()},
+                "bn_type": type(D.unwrap_model(ddp)[1]).__name__, "mean_before_average": before,
+                "threads": torch.get_num_threads()},
                Path(out_dir) / f"rank{rank}.pt")
 
 

@@ -44,6 +44,6 @@ __all__ = [
     "CPUSyncBatchNorm", "LOST_RANK_EXIT_STATUS", "WorkerFailed", "all_gather_object", "all_reduce_mean",
     "all_reduce_sum", "average_bn_stats", "barrier", "cleanup", "convert_sync_batchnorm", "free_tcp_init_method",
     "get_local_rank", "get_local_world_size", "get_rank", "get_world_size", "init_from_env", "init_process_group",
-    "is_initialized", "is_main_process", "launch", "processes_per_machine", "resolve_backend", "run_guarded", "sync_bn_groups",
-    "threads_per_process", "under_torchrun", "unwrap_model", "wrap_ddp",
+    "is_initialized", "is_main_process", "launch", "processes_per_machine", "resolve_backend", "run_guarded",
+    "sync_bn_groups", "threads_per_process", "under_torchrun", "unwrap_model", "wrap_ddp",
 ]

@@ -33,7 +33,8 @@ def average_bn_stats(model: nn.Module, num_samples: int | None = None) -> int:
         raise ValueError(f"num_samples must be >= 0, got {num_samples}")
     weight = 1.0 if num_samples is None else float(num_samples)
     stats = [t for bn in layers for t in (bn.running_mean, bn.running_var)]
-    flat = torch.cat([t.detach().to(torch.float64).flatten() for t in stats] + [stats[0].new_zeros(1, dtype=torch.float64)])
+    parts = [t.detach().to(torch.float64).flatten() for t in stats]
+    flat = torch.cat(parts + [parts[0].new_zeros(1)])  # the last element: this rank's weight
     flat.mul_(weight)
     flat[-1] = weight
     dist.all_reduce(flat, op=dist.ReduceOp.SUM)

@@ -167,7 +167,9 @@ def convert_sync_batchnorm(model: nn.Module, num_sync_devices: int, global_sync:
         group, _ = dist.new_subgroups_by_enumeration(groups)
     converted = nn.SyncBatchNorm.convert_sync_batchnorm(model, group)
     for module in converted.modules():
-        tensors = [t for t in (module.weight, module.running_mean) if t is not None] if isinstance(module, _BatchNorm) else []
-        if type(module) is nn.SyncBatchNorm and (not tensors or tensors[0].device.type == "cpu"):
+        if type(module) is not nn.SyncBatchNorm:
+            continue
+        tensors = [t for t in (module.weight, module.running_mean) if t is not None]
+        if not tensors or tensors[0].device.type == "cpu":
             module.__class__ = CPUSyncBatchNorm  # same attributes (nn.SyncBatchNorm is a _BatchNorm)
     return converted
