@@ -47,10 +47,10 @@ class SetupError(ValueError):
 
 # --------------------------------------------------------------------------------------- processes
 def world_info() -> tuple[int, int]:
-    """(world size, rank) from torch.distributed if a process group exists, else (1, 0)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_world_size(), torch.distributed.get_rank()
-    return 1, 0
+    """(world size, rank) of this process (``engine.distributed``; (1, 0) alone)."""
+    from vov3d.engine.distributed import process_group
+
+    return process_group.get_world_size(), process_group.get_rank()
 
 
 def is_main_process() -> bool:
@@ -60,12 +60,12 @@ def is_main_process() -> bool:
 
 def all_reduce_mean(values: Sequence[float], device: torch.device) -> list[float]:
     """Average ``values`` over the ranks (the original all-reduces loss and errors); a no-op alone."""
-    world, _ = world_info()
-    if world == 1:
+    if world_info()[0] == 1:
         return [float(v) for v in values]
-    t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
-    torch.distributed.all_reduce(t)
-    return (t / world).tolist()
+    from vov3d.engine.distributed import process_group
+
+    return process_group.all_reduce_mean(torch.tensor([float(v) for v in values], dtype=torch.float64,
+                                                      device=device)).tolist()
 
 
 def resolve_device(num_gpus: int) -> torch.device:
@@ -80,12 +80,13 @@ def resolve_device(num_gpus: int) -> torch.device:
             f"NUM_GPUS is {num_gpus} but {present} CUDA GPU(s) are present"
             + ("; set NUM_GPUS 0 to run on the CPU" if present == 0 else f"; set NUM_GPUS to at most {present}")
         )
-    world, rank = world_info()
-    if num_gpus > 1 and world == 1:
+    if num_gpus > 1 and world_info()[0] == 1:
         raise SetupError(
             f"NUM_GPUS {num_gpus}: multi-GPU training (one process per GPU) is not yet supported; set NUM_GPUS 1"
         )
-    return torch.device("cuda", rank % num_gpus)
+    from vov3d.engine.distributed import process_group
+
+    return torch.device("cuda", process_group.get_local_rank() % num_gpus)
 
 
 def seed_everything(seed: int) -> None:
