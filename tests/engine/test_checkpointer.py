@@ -172,3 +172,24 @@ def test_test_checkpoint_order_and_no_silent_random_weights(tmp_path):
     newest = _write(run, model, None, 1)
     assert checkpointer.resolve_test_checkpoint(test_path="", output_dir=run, train_path="ft.pyth") == newest
     assert checkpointer.resolve_test_checkpoint(test_path="t.pyth", output_dir=run, train_path="").name == "t.pyth"
+
+
+def test_auto_resume_from_a_checkpoint_written_by_the_original_code(tmp_path):
+    """The original's file has no train_state: the next epoch is its `epoch` + 1, from its first iteration."""
+    model = _model(seed=1)
+    opt = _stepped_optimizer(model)
+    path = checkpointer.epoch_checkpoint_path(tmp_path, 4)
+    save_checkpoint(path, model, opt, epoch=4, cfg="TRAIN:\n  ENABLE: True\n")
+    fresh = _model(seed=2)
+    start = checkpointer.resolve_train_start(fresh, _optimizer(fresh), output_dir=tmp_path, auto_resume=True,
+                                             finetune_path="", model_name="vov3d_m")
+    assert (start.epoch, start.iter, start.resumed) == (5, 0, True)
+
+
+def test_auto_resume_with_a_checkpoint_of_another_model_names_the_file(tmp_path):
+    path = _write(tmp_path, _model("vov3d_m_v2"), None, 0)
+    model = _model()
+    with pytest.raises(CheckpointError) as info:
+        checkpointer.resolve_train_start(model, _optimizer(model), output_dir=tmp_path, auto_resume=True,
+                                         finetune_path="", model_name="vov3d_m")
+    assert str(path) in str(info.value) and "holds a vov3d_m_v2" in str(info.value)
