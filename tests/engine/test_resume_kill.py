@@ -116,3 +116,31 @@ def test_mid_epoch_checkpoint_with_another_batch_size_restarts_the_epoch(tiny, t
         summary = train(cfg, progress=False)  # TRAIN.BATCH_SIZE 2, not 4
     assert (summary["start_epoch"], summary["start_iter"]) == (0, 0)
     assert "restarts from its beginning" in caplog.text and "TRAIN.BATCH_SIZE" in caplog.text
+
+
+def test_sigterm_checkpoints_the_position_then_the_same_command_resumes(tiny, tmp_path, capsys):
+    """A preemption's SIGTERM: the position in the epoch is saved (no CHECKPOINT_ITER_PERIOD needed), exit 143."""
+    import threading
+
+    from vov3d.engine import run_net
+
+    out = tmp_path / "run"
+    argv = ["--cfg", str(tiny.yaml), *tiny.opts(out, TEST__ENABLE=False, TRAIN__EVAL_PERIOD=5, SOLVER__MAX_EPOCH=3)]
+    started = time.monotonic()
+
+    def preempt() -> None:  # once the first epoch's checkpoint exists, i.e. during epoch 2 or 3
+        while not checkpointer.epoch_checkpoint_path(out, 0).exists() and time.monotonic() - started < 60:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    killer = threading.Thread(target=preempt, daemon=True)
+    killer.start()
+    assert run_net.main(argv) == run_net.STOPPED_STATUS
+    killer.join()
+    err = capsys.readouterr().err
+    assert "stopped by SIGTERM" in err and "Traceback" not in err
+    saved = checkpointer.last_checkpoint(out)
+    assert str(saved) in err
+    assert run_net.main(argv) == 0  # the same command resumes and finishes
+    assert checkpointer.last_checkpoint(out).name == "checkpoint_epoch_00003.pyth"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is removed after training

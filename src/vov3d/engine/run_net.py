@@ -9,7 +9,8 @@ imported (no detectron2, no PySlowFast).
 
 A user's mistake (a bad key or value, a missing data folder, an empty split, a checkpoint of another
 model or a truncated one, more GPUs than present) ends with one message on stderr and exit status 2,
-without a traceback; a NaN/Inf loss with status 1.
+without a traceback; a NaN/Inf loss with status 1. SIGTERM (a preemption) checkpoints the position
+in the epoch and ends with status 143; the same command resumes there.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 USER_ERROR_STATUS = 2
 TRAINING_ERROR_STATUS = 1
+STOPPED_STATUS = 143  # 128 + SIGTERM, as a shell reports a process ended by it
 
 
 def build_parser(prog: str = "run_net.py") -> argparse.ArgumentParser:
@@ -123,13 +125,16 @@ def guarded(fn: Callable[[], Any]) -> int:
 
     With the environment variable VOV3D_DEBUG set, errors propagate with their traceback.
     """
-    from vov3d.engine.trainer import TrainingError
+    from vov3d.engine.trainer import TrainingError, TrainingStopped
 
     if os.environ.get("VOV3D_DEBUG"):  # the full traceback of any error, for bug reports
         fn()
         return 0
     try:
         fn()
+    except TrainingStopped as err:
+        print(f"{err}", file=sys.stderr)
+        return STOPPED_STATUS
     except TrainingError as err:
         print(f"error: {err}", file=sys.stderr)
         return TRAINING_ERROR_STATUS

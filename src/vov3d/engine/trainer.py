@@ -41,6 +41,10 @@ class TrainingError(RuntimeError):
     """Training cannot go on (a NaN/Inf loss, weights that became non-finite)."""
 
 
+class TrainingStopped(RuntimeError):
+    """SIGTERM (a preemption, a scheduler's time limit) stopped training after a checkpoint of the position."""
+
+
 class SetupError(ValueError):
     """The run cannot start as configured (e.g. more GPUs asked for than present); names the key."""
 
@@ -341,6 +345,7 @@ class Run:
     last_checkpoint: str = ""
     writer: Any = None
     mixup_generator: torch.Generator | None = None
+    stop_requested: bool = False  # set by SIGTERM: checkpoint the position and stop at the next step
 
     @property
     def max_epoch(self) -> int:
@@ -570,11 +575,17 @@ def train_epoch(run: Run, epoch: int, start_iter: int = 0, meter: EpochMeter | N
                     run.writer.add_scalar("Train/Top1_err", top1_m, global_step)
                     run.writer.add_scalar("Train/Top5_err", top5_m, global_step)
             done = it + 1
-            if (iter_period > 0 and done % iter_period == 0 and done < n_iters
-                    and done % step.accum_steps == 0):
+            stop = run.stop_requested and done % step.accum_steps == 0
+            if done < n_iters and done % step.accum_steps == 0 and (
+                    stop or (iter_period > 0 and done % iter_period == 0)):
                 meter.seconds += time.perf_counter() - t_start
                 t_start = time.perf_counter()
                 save(run, checkpointer.iter_checkpoint_path(run.output_dir, epoch, done), epoch, done, meter)
+            if stop and done < n_iters:
+                raise TrainingStopped(
+                    f"stopped by SIGTERM in epoch {epoch + 1} after iteration {done}; the position is saved in "
+                    f"{run.last_checkpoint}: run the same command again to resume (TRAIN.AUTO_RESUME)"
+                )
             t_data_start = time.perf_counter()
     meter.seconds += time.perf_counter() - t_start
     meter.last_lr, meter.dt_data, meter.dt_net = lr, dt_data, dt_net
@@ -665,7 +676,8 @@ def _open_tensorboard(cfg: Any, output_dir: Path) -> Any:
 def train(cfg: Any, progress: bool = True) -> dict[str, Any]:
     """Train as configured (spec §9.3); returns a summary (epochs run, last stats, files written).
 
-    Raises ``TrainingError`` on a NaN/Inf loss (the last good checkpoint is kept), ``SetupError``,
+    Raises ``TrainingError`` on a NaN/Inf loss (the last good checkpoint is kept), ``TrainingStopped``
+    after SIGTERM (the position is checkpointed first, so a rerun resumes there), ``SetupError``,
     ``ConfigError``, ``CheckpointError`` or ``DataError`` (subclasses of ValueError/Exception whose
     messages name the key or file) when the run cannot start.
     """
@@ -677,6 +689,33 @@ def train(cfg: Any, progress: bool = True) -> dict[str, Any]:
         dump_config(cfg, output_dir / "config.yaml")
     run = setup(cfg)
     run.writer = _open_tensorboard(cfg, output_dir)
+    with _stop_on_sigterm(run):
+        return _train_epochs(run, cfg, output_dir, progress)
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm(run: Run) -> Iterator[None]:
+    """While training, SIGTERM asks for a checkpoint of the position and a stop (main thread only)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def request_stop(signum: int, frame: Any) -> None:
+        logger.warning("SIGTERM: saving the position and stopping after the current iteration")
+        run.stop_requested = True
+
+    before = signal.signal(signal.SIGTERM, request_stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def _train_epochs(run: Run, cfg: Any, output_dir: Path, progress: bool) -> dict[str, Any]:
+    """The epoch loop of ``train`` (spec §9.3 steps 1-6), then the curves."""
     start_epoch, start_iter = run.start.epoch, _mid_epoch_position(run)
     meter_state = run.start.train_state.get("meter") if start_iter else None
     summary: dict[str, Any] = {"start_epoch": start_epoch, "start_iter": start_iter, "resumed_from": run.start.source}
@@ -713,6 +752,11 @@ def train(cfg: Any, progress: bool = True) -> dict[str, Any]:
             summary.update(epochs_run=epoch + 1, train=means, bad_samples=total_failures)
             if eval_due:
                 summary["val"] = {"top1_err": entry["val_top1_err"], "top5_err": entry["val_top5_err"]}
+            if run.stop_requested and epoch + 1 < run.max_epoch:
+                if not ckpt_due:
+                    save(run, checkpointer.epoch_checkpoint_path(output_dir, epoch), epoch, 0, None)
+                raise TrainingStopped(f"stopped by SIGTERM after epoch {epoch + 1}; the position is saved in "
+                                      f"{run.last_checkpoint}: run the same command again to resume")
     finally:
         if run.writer is not None:
             run.writer.close()
