@@ -67,7 +67,12 @@ def syncbn_job(out_dir: str, num_sync_devices: int) -> None:
     update_bn_stats(D.unwrap_model(ddp), batches, num_batches=10)
     before = D.unwrap_model(ddp)[1].running_mean.clone()
     D.average_bn_stats(D.unwrap_model(ddp), num_samples=sum(b.shape[0] for b in batches))
-    torch.save({"losses": mean_losses, "state": D.unwrap_model(ddp).state_dict(),
+    # groups of one process (BN.NUM_SYNC_DEVICES 1 of 2): subgroups, each rank normalises its own clips only
+    alone = D.convert_sync_batchnorm(tiny_model(), 1, global_sync=False)
+    plain = tiny_model()
+    alone_diff = float((alone(clips[mine]) - plain(clips[mine])).abs().max())
+    alone_group = torch.distributed.get_world_size(alone[1].process_group)
+    torch.save({"losses": mean_losses, "alone_diff": alone_diff, "alone_group": alone_group, "state": D.unwrap_model(ddp).state_dict(),
                 "bn_type": type(D.unwrap_model(ddp)[1]).__name__, "mean_before_average": before,
                 "threads": torch.get_num_threads()},
                Path(out_dir) / f"rank{rank}.pt")

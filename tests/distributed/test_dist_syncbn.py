@@ -27,6 +27,7 @@ def test_two_processes_with_sync_bn_match_one_process_with_the_total_batch(tmp_p
 
     for r, result in enumerate(ranks):
         assert result["bn_type"] == "CPUSyncBatchNorm"
+        assert result["alone_group"] == 1 and result["alone_diff"] == 0.0  # BN.NUM_SYNC_DEVICES 1: no sync
         assert result["threads"] == 1  # 2 processes on this 2-core machine: 1 thread each
         torch.testing.assert_close(torch.tensor(result["losses"]), torch.tensor(losses), rtol=1e-5, atol=1e-6)
     # weights after 3 steps (gradients through the synchronised BN included), to float32 rounding
