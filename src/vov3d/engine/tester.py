@@ -123,8 +123,9 @@ def test(cfg: Any, progress: bool = True) -> dict[str, Any]:
     if incomplete:
         logger.warning("%d of %d test videos are missing views or have undecodable ones; their scores use "
                        "only the views that were read", len(incomplete), num_videos)
-    accuracy = ensemble.accuracy(labels, ks=(1, min(5, num_classes)))
-    top1, top5 = (float(v) for v in list(accuracy.values())[:2])
+    k5 = min(5, num_classes)
+    accuracy = ensemble.accuracy(labels, ks=(1, k5))
+    top1, top5 = float(accuracy["top1_acc"]), float(accuracy[f"top{k5}_acc"])
     result: dict[str, Any] = {
         "top1_acc": top1, "top5_acc": top5, "videos": num_videos, "views_per_video": views,
         "incomplete_videos": sorted(int(v) for v in incomplete), "checkpoint": str(path),
