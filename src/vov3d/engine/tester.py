@@ -138,6 +138,9 @@ def test(cfg: Any, progress: bool = True) -> dict[str, Any]:
         save_path = Path(cfg.TEST.SAVE_RESULTS_PATH) if cfg.TEST.SAVE_RESULTS_PATH else output_dir / "predictions.jsonl"
         if not save_path.is_absolute() and cfg.TEST.SAVE_RESULTS_PATH:
             save_path = output_dir / save_path  # the original joins it to OUTPUT_DIR
+        if save_path.suffix in (".pkl", ".pickle"):
+            logger.warning("TEST.SAVE_RESULTS_PATH %s: written as JSON lines (one video a line), not as the "
+                           "original's pickle of [labels, labels] (spec §11.10)", save_path)
         write_predictions(save_path, [v.path for v in dataset.videos[:num_videos]], labels.tolist(), scores, names)
         matrix = confusion_matrix(scores.argmax(dim=1), labels, num_classes)
         matrix_path = output_dir / "confusion_matrix.png"
