@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import dist_workers
-from conftest import SCRIPTS, free_port
+from dist_helpers import SCRIPTS, free_port
 from vov3d.engine import distributed as D
 
 JOB = SCRIPTS / "join_and_reduce.py"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SCRIPTS, TORCHRUN, free_port
+from dist_helpers import SCRIPTS, TORCHRUN, free_port
 from vov3d.engine import distributed as D
 
 JOB = SCRIPTS / "join_and_reduce.py"
