@@ -24,6 +24,11 @@ def test_reads_png_through_pillow(tmp_path):
     image = frame_image(1, colour=(0, 0, 255))
     Image.fromarray(image).save(tmp_path / "a.png")
     assert np.array_equal(frames.read_image(tmp_path / "a.png"), image)
+    grey = image[..., 0]  # a one-channel PNG comes out as three equal channels
+    Image.fromarray(grey).save(tmp_path / "grey.png")
+    assert np.array_equal(frames.read_image(tmp_path / "grey.png"), np.stack([grey] * 3, axis=-1))
+    Image.fromarray(np.dstack([image, np.full(image.shape[:2], 255, np.uint8)])).save(tmp_path / "rgba.png")
+    assert np.array_equal(frames.read_image(tmp_path / "rgba.png"), image)
 
 
 def test_read_frames_stacks_and_repeats(tmp_path):
@@ -31,9 +36,12 @@ def test_read_frames_stacks_and_repeats(tmp_path):
     assert frames.read_frames([paths[1]]).shape == (1, 48, 64, 3)
     with pytest.raises(ValueError, match="no frame paths given"):
         frames.read_frames([])
-    got = frames.read_frames([paths[0], paths[2], paths[2], paths[1]])
-    assert got.shape == (4, 48, 64, 3)
-    assert np.array_equal(got[1], got[2]) and np.array_equal(got[0], frames.read_image(paths[0]))
+    order = [paths[0], paths[2], paths[2], paths[1], paths[0], paths[1]]  # short videos repeat frames
+    got = frames.read_frames(order)
+    assert got.shape == (6, 48, 64, 3) and got.dtype == np.uint8
+    for frame, path in zip(got, order):
+        assert np.array_equal(frame, frames.read_image(path))
+    assert len({frame.tobytes() for frame in got}) == 3
 
 
 def test_missing_corrupt_truncated_and_empty_frames(tmp_path):
@@ -51,12 +59,17 @@ def test_missing_corrupt_truncated_and_empty_frames(tmp_path):
         frames.read_image(truncated)
     empty = tmp_path / "empty.jpg"
     empty.write_bytes(b"")
-    with pytest.raises(MediaError, match="empty"):
+    with pytest.raises(MediaError, match=r"empty\.jpg: empty image file") as err:
         frames.read_image(empty)
+    assert err.value.path == str(empty)
     text = tmp_path / "text.jpg"
     text.write_bytes(b"not an image at all")
-    with pytest.raises(MediaError, match="not a readable image"):
+    with pytest.raises(MediaError, match=r"text\.jpg: not a readable image") as err:
         frames.read_image(text)
+    assert err.value.path == str(text)
+    with pytest.raises(MediaError, match=r"cannot read frame") as err:
+        frames.read_image(tmp_path)  # a folder
+    assert err.value.path == str(tmp_path)
 
 
 @pytest.mark.parametrize("cut", ["half_of_the_scan", "end_marker"])

@@ -245,3 +245,15 @@ def test_ssv2_split_file_errors_name_the_file_and_entry(tmp_path, entries, messa
     with pytest.raises(AnnotationError, match=message) as err:
         read_ssv2_annotations(path, {"Holding something": 0})
     assert (err.value.path, err.value.line) == (str(path), 0)
+
+
+def test_frame_lists_with_and_without_a_header(tmp_path):
+    from vov3d.data.something import read_frame_list
+
+    path = tmp_path / "train.csv"
+    for header in ("original_vido_id video_id frame_id path labels\n", "original_video_id video_id frame_id path labels\n", ""):
+        path.write_text(header + "7 0 0 f/7_1.jpg 3\n7 0 1 f/7_2.jpg 3\n8 1 0 f/8_1.jpg 1\n")
+        got = read_frame_list(path, path_prefix="/p")
+        assert got == {"7": ["/p/f/7_1.jpg", "/p/f/7_2.jpg"], "8": ["/p/f/8_1.jpg"]}, header
+    path.write_text("7 0 0 f/7_1.jpg 3\noriginal_vido_id video_id frame_id path labels\n")
+    assert read_frame_list(path, "/p")["original_vido_id"] == ["/p/path"]  # a header only counts on line 1
