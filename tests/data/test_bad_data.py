@@ -109,7 +109,10 @@ def test_corrupt_jpeg_and_video_missing_from_frame_list(tmp_path, caplog):
     params = SOMETHING_PARAMS.replace(num_frames=8, train_jitter_scales=(48, 56), train_crop_size=40, test_crop_size=48)
     with caplog.at_level(logging.WARNING, logger="vov3d.data"):
         ds = SomethingSomething(tmp_path, "train", params, version=2)
-        assert "1 of 3 videos" in caplog.text and "train.csv" in caplog.text
+        assert (
+            f"1 of 3 videos of {tmp_path / 'something-something-v2-train.json'} have no frames in "
+            f"{tmp_path / 'train.csv'} (first: 3); they count as bad data"
+        ) in caplog.text
         good, bad_jpeg, unlisted = ds[0], ds[1], ds[2]
     assert good[3]["failures"] == 0
     assert bad_jpeg[3]["failures"] >= 1 and "corrupt JPEG" in bad_jpeg[3]["error"]

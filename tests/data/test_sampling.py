@@ -75,6 +75,14 @@ def test_segment_centre_view_matches_the_original_val_formula():
     assert sampling.segment_indices(2, 16, 0, 1).tolist() == [0] * 9 + [1] * 7
 
 
+def test_segment_indices_types_and_defaults():
+    assert sampling.segment_indices(6, 4, 0).tolist() == [0, 1, 3, 4]  # one view by default: the centres
+    assert sampling.segment_indices(6, 4, 0).dtype == np.int64
+    assert sampling.segment_indices(6, 4, sampling.RANDOM, 1, np.random.default_rng(0)).dtype == np.int64
+    with pytest.raises(ValueError, match="a random view needs a numpy Generator"):
+        sampling.segment_indices(6, 4, sampling.RANDOM)
+
+
 def test_segment_random_view_is_inclusive_randint():
     bounds = sampling.segment_bounds(6, 4)
     seen = [set() for _ in bounds]

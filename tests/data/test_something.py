@@ -11,7 +11,7 @@ import torch
 
 from media_files import level, write_frame_folder, write_frame_list, write_ssv2_annotations, write_video
 from vov3d.data import SOMETHING_PARAMS, SomethingSomething
-from vov3d.data.errors import AnnotationError, EmptySplitError
+from vov3d.data.errors import AnnotationError, EmptySplitError, MediaError
 
 CLASSES = [
     "Holding something",
@@ -257,3 +257,34 @@ def test_frame_lists_with_and_without_a_header(tmp_path):
         assert got == {"7": ["/p/f/7_1.jpg", "/p/f/7_2.jpg"], "8": ["/p/f/8_1.jpg"]}, header
     path.write_text("7 0 0 f/7_1.jpg 3\noriginal_vido_id video_id frame_id path labels\n")
     assert read_frame_list(path, "/p")["original_vido_id"] == ["/p/path"]  # a header only counts on line 1
+
+
+def test_seed_on_error_and_class_order_reach_the_dataset(ssv2, tmp_path):
+    a, b, c = (SomethingSomething(ssv2, "train", PARAMS, seed=s) for s in (4, 4, 5))
+    assert a.seed == 4 and torch.equal(a[0][0], b[0][0])
+    assert any(not torch.equal(a[(e, 0)][0], c[(e, 0)][0]) for e in range(3))  # another seed, other frames
+    (tmp_path / "frames").mkdir()
+    for name in ["something-something-v2-train.json", "train.csv"]:
+        shutil.copy(ssv2 / name, tmp_path / name)
+    # class ids not in alphabetical order: class_names follows the ids
+    (tmp_path / "something-something-v2-labels.json").write_text(json.dumps({c: str(2 - i) for i, c in enumerate(CLASSES)}))
+    strict = SomethingSomething(tmp_path, "train", PARAMS, on_error="raise", path_prefix=tmp_path / "frames")
+    assert strict.class_names == CLASSES[::-1] and strict.on_error == "raise"
+    with pytest.raises(MediaError, match=r"frames/frames/101/101_0000\d\d\.jpg: frame file not found"):
+        strict[0]  # the frames are not under this prefix
+
+
+def test_webm_folder_from_video_dir_or_path_prefix(ssv2, tmp_path):
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(ssv2 / "videos", moved)
+    for kwargs in ({"video_dir": moved}, {"path_prefix": moved}):
+        ds = SomethingSomething(ssv2, "train", PARAMS, source="video", **kwargs)
+        assert [v.path for v in ds.videos] == [str(moved / "101.webm"), str(moved / "102.webm")]
+        assert ds[0][3]["error"] == ""
+
+
+def test_version_and_source_are_checked(ssv2):
+    with pytest.raises(ValueError, match="Something-Something version must be 1 or 2, got 3"):
+        SomethingSomething(ssv2, "train", PARAMS, version=3)
+    with pytest.raises(ValueError, match="source must be 'frames' or 'video', got 'jpeg'"):
+        SomethingSomething(ssv2, "train", PARAMS, source="jpeg")
