@@ -29,7 +29,7 @@ class Level:
     max_distractors: int
     """Each clip has 0..max_distractors small moving distractors."""
     textured_background: bool
-    """Textured background with grain (full), or one flat colour (no texture, no grain)."""
+    """Textured background of random colours with grain (full), or plain mid grey (no texture, no grain)."""
     min_motion_fraction: float
     """The main action lasts at least this fraction of the clip (and at most all of it)."""
 
@@ -37,7 +37,7 @@ class Level:
 LEVELS: dict[str, Level] = {
     "full": Level("full", (160, 120), 91, 1.0, 3, True, 0.4),
     "medium": Level("medium", (64, 48), 31, 1.25, 1, True, 0.55),
-    "easy": Level("easy", (32, 32), 16, 1.5, 0, False, 0.7),
+    "easy": Level("easy", (32, 32), 16, 2.0, 0, False, 0.8),
 }
 """The levels by name; ``full`` is the default everywhere."""
 

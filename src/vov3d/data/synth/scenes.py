@@ -106,10 +106,13 @@ def _sample_background(rng: np.random.Generator, size: float) -> Background:
     )
 
 
-def _sample_flat_background(rng: np.random.Generator) -> Background:
-    """One flat colour, no texture and no grain (the easy level)."""
-    colour = _random_colour(rng, [])
-    return Background("gradient", (colour, colour), angle=0.0, period=1.0, grain=0.0, seed=int(rng.integers(2**63)))
+PLAIN_BACKGROUND = (128, 128, 128)
+"""The easy level's background: mid grey (a random colour a clip made the start of learning much slower)."""
+
+
+def _plain_background() -> Background:
+    """One flat grey, no texture and no grain (the easy level)."""
+    return Background("gradient", (PLAIN_BACKGROUND, PLAIN_BACKGROUND), angle=0.0, period=1.0, grain=0.0, seed=0)
 
 
 @dataclass(frozen=True)
@@ -282,7 +285,7 @@ def sample_scene(
     width, height = level.frame_size if frame_size is None else frame_size
     num_frames = level.num_frames if num_frames is None else num_frames
     frame = _Frame(width, height, scene_duration(num_frames), level.object_scale, level.min_motion_fraction)
-    background = _sample_background(rng, frame.size) if level.textured_background else _sample_flat_background(rng)
+    background = _sample_background(rng, frame.size) if level.textured_background else _plain_background()
     count = int(rng.integers(level.max_distractors + 1))
     distractors = [_sample_distractor(rng, frame, background) for _ in range(count)]
     main = _PAIR_SAMPLERS[class_id // 2](rng, frame, background)
