@@ -39,7 +39,9 @@ def test_original_file_format_round_trips_bit_exactly(tmp_path):
     ours = vov3d.save_checkpoint(tmp_path / "ours.pyth", model, opt, epoch=9, cfg="A: 1\n")
     saved = read_checkpoint(ours)
     assert sorted(saved) == ["cfg", "epoch", "model_state", "optimizer_state"]
-    assert _same(saved["model_state"], state) and saved["epoch"] == 9
+    assert _same(saved["model_state"], state) and saved["epoch"] == 9 and saved["cfg"] == "A: 1\n"
+    assert saved["optimizer_state"]["param_groups"][0]["nesterov"] is True
+    assert len(saved["optimizer_state"]["param_groups"][0]["params"]) == len(list(model.parameters()))
     fresh = vov3d.create_model("vov3d_m_v2", num_classes=174)
     vov3d.load_checkpoint(fresh, ours)
     assert _same(fresh.state_dict(), state)
@@ -166,6 +168,32 @@ def test_skipping_the_classifier_skips_nothing_else(tmp_path):
     report = vov3d.load_checkpoint(model, tmp_path / "odd.pth", strict=False, skip_mismatched_classifier=True)
     assert report.skipped_classifier == ["head.projection.weight", "head.projection.bias"]
     assert [k for k, _, _ in report.mismatched] == [wrong] and report.missing == [lost]
+
+
+def test_a_ddp_model_is_saved_without_the_module_prefix(tmp_path):
+    import torch.distributed as dist
+
+    model = vov3d.create_model("x3d_m", num_classes=3)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        ddp = torch.nn.parallel.DistributedDataParallel(model)
+        path = vov3d.save_checkpoint(tmp_path / "ddp.pyth", ddp, epoch=0)
+        report = vov3d.load_checkpoint(ddp, path)  # and loads back into the wrapped model
+    finally:
+        dist.destroy_process_group()
+    saved = read_checkpoint(path)["model_state"]
+    assert list(saved) == list(model.state_dict()) and not any(k.startswith("module.") for k in saved)
+    assert report.ok and report.loaded == len(saved)
+
+
+def test_guess_model_names_only_an_exact_layout():
+    from vov3d.checkpoint import guess_model
+
+    state = vov3d.create_model("x3d_l", num_classes=6).state_dict()
+    assert guess_model(state) == "the file holds a x3d_l with 6 classes"
+    assert guess_model({k: v for k, v in state.items() if not k.startswith("head.projection")}) == ""
+    assert guess_model({**state, "head.projection.weight": torch.zeros(6)}) == ""  # not a matrix
+    assert guess_model({**state, "extra.weight": torch.zeros(1)}) == ""
 
 
 # ---------------------------------------------------------------------------------------------

@@ -141,3 +141,11 @@ def test_data_errors_cross_worker_processes_whole():
     assert str(AnnotationError("/d/train.csv", 4, "bad")) == "/d/train.csv:4: bad"
     assert str(AnnotationError("/d/train.csv", 0, "bad")) == "/d/train.csv: bad"
 
+
+
+def test_a_reported_bad_item_has_the_shape_of_its_split(broken_kinetics, small_params):
+    train = Kinetics(broken_kinetics, "train", small_params, on_error="report")
+    clip, label, _, meta = train[1]  # missing.mp4
+    assert clip.shape == (3, 8, 40, 40) and not clip.any() and label == 1 and "not found" in meta["error"]
+    test = Kinetics(broken_kinetics, "test", small_params)
+    assert test[6][0].shape == (3, 8, 48, 48)

@@ -75,6 +75,11 @@ def test_segment_centre_view_matches_the_original_val_formula():
     assert sampling.segment_indices(2, 16, 0, 1).tolist() == [0] * 9 + [1] * 7
 
 
+def test_a_video_without_frames_has_no_segments():
+    with pytest.raises(ValueError, match="a video needs at least one frame"):
+        sampling.segment_bounds(0, 8)
+
+
 def test_segment_indices_types_and_defaults():
     assert sampling.segment_indices(6, 4, 0).tolist() == [0, 1, 3, 4]  # one view by default: the centres
     assert sampling.segment_indices(6, 4, 0).dtype == np.int64

@@ -156,3 +156,11 @@ def test_horizontal_flip_has_probability_one_half():
     assert abs(flips - n / 2) <= 100, f"{flips} flips in {n} clips"
     unflipped = ClipDataset([Video("v", 0)], "train", params.replace(random_flip=False))
     assert all(unflipped.transform(frames, -1, unflipped.rng(0, i))[..., 4:].mean() > 1 for i in range(50))
+
+
+def test_random_crop_needs_both_sides_at_least_the_crop():
+    rng = np.random.default_rng(0)
+    for shape in [(3, 2, 40, 60), (3, 2, 60, 40)]:
+        with pytest.raises(ValueError, match=r"cannot crop 48x48 from a \d+x\d+ clip"):
+            transforms.random_crop(torch.zeros(shape), 48, rng)
+    assert transforms.random_crop(torch.zeros(3, 2, 48, 48), 48, rng).shape == (3, 2, 48, 48)
