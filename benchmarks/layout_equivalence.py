@@ -20,6 +20,7 @@ every tensor with ``torch.equal``.
     python benchmarks/layout_equivalence.py save before.pt     # with PYTHONPATH=/tmp/vov3d_before/src
     python benchmarks/layout_equivalence.py save after.pt
     python benchmarks/layout_equivalence.py compare before.pt after.pt
+    python benchmarks/layout_equivalence.py time                # ms per clip of each variant (either tree)
 """
 
 from __future__ import annotations
@@ -172,6 +173,30 @@ def compare(path_a: str, path_b: str) -> int:
     return 1 if missing or different else 0
 
 
+def time_variants(frames: int, size: int, iters: int, names: list[str]) -> None:
+    """Median ms per clip (batch 1) of the plain model and each float32 inference variant, in this process."""
+    import statistics
+    import time
+
+    print(f"vov3d from {vov3d.__file__}; {frames}x{size}x{size}, batch 1, median of {iters}", file=sys.stderr)
+    x = torch.randn(1, 3, frames, size, size, generator=torch.Generator().manual_seed(2))
+    variants = {k: v for k, v in _inference_variants().items() if "bf16" not in k}
+    for name in names:
+        runners = {"plain": _model(name)}
+        runners.update({variant: vov3d.prepare_for_inference(_model(name), **kw) for variant, kw in variants.items()})
+        cells = []
+        with torch.inference_mode():
+            for variant, runner in runners.items():
+                runner(x)
+                times = []
+                for _ in range(iters):
+                    t0 = time.perf_counter()
+                    runner(x)
+                    times.append(time.perf_counter() - t0)
+                cells.append(f"{variant} {statistics.median(times) * 1e3:.1f}")
+        print(f"{name}: " + ", ".join(cells) + " ms", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -179,7 +204,15 @@ def main(argv: list[str] | None = None) -> int:
     cmp = sub.add_parser("compare")
     cmp.add_argument("a")
     cmp.add_argument("b")
+    timing = sub.add_parser("time")
+    timing.add_argument("--frames", type=int, default=8)
+    timing.add_argument("--size", type=int, default=112)
+    timing.add_argument("--iters", type=int, default=5)
+    timing.add_argument("--models", nargs="+", default=["vov3d_m", "x3d_m"])
     args = parser.parse_args(argv)
+    if args.command == "time":
+        time_variants(args.frames, args.size, args.iters, args.models)
+        return 0
     if args.command == "save":
         save(args.path)
         return 0

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 import vov3d
+from vov3d.utils.cpu_features import has_bf16_arithmetic
 from common import describe_runtime, model_benchmark_parser
 
 
@@ -76,9 +77,12 @@ def dram_gbs(mib: int = 256, iters: int = 5) -> float:
 
 
 def measure_machine(iters: int = 5) -> MachineLimits:
+    """The machine's limits. Without bfloat16 arithmetic (no AVX512_BF16 or AMX) torch's bfloat16 product runs
+    at a small fraction of float32's: measured on a 512³ product once (a 2048³ one takes minutes there)."""
+    bf16 = has_bf16_arithmetic()
     return MachineLimits(
         fp32_gflops=matmul_gflops(torch.float32, iters=iters),
-        bf16_gflops=matmul_gflops(torch.bfloat16, iters=iters),
+        bf16_gflops=matmul_gflops(torch.bfloat16, n=2048 if bf16 else 512, iters=iters if bf16 else 1),
         dram_gbs=dram_gbs(iters=iters),
     )
 
