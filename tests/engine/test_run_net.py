@@ -88,14 +88,29 @@ def test_missing_checkpoint(tiny, tmp_path, capsys):
                     "TEST.CHECKPOINT_FILE_PATH", str(path)], str(path))
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without a GPU")
-def test_num_gpus_1_without_a_gpu(tiny, tmp_path, capsys):
-    _fails(capsys, ["--cfg", str(tiny.yaml), *tiny.opts(tmp_path / "o"), "NUM_GPUS", "1"], "NUM_GPUS", "NUM_GPUS 0")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="without a GPU, NUM_GPUS N runs N CPU processes")
+def test_num_gpus_beyond_the_gpus_present(tiny, tmp_path, capsys):
+    present = torch.cuda.device_count()
+    _fails(capsys, ["--cfg", str(tiny.yaml), *tiny.opts(tmp_path / "o"), "NUM_GPUS", str(present + 1)], "NUM_GPUS",
+           f"at most {present}")
 
 
-def test_several_shards_are_not_yet_supported(tiny, tmp_path, capsys):
+def test_several_shards_need_an_init_method(tiny, tmp_path, capsys):
     _fails(capsys, ["--cfg", str(tiny.yaml), "--num_shards", "2", "--shard_id", "0", *tiny.opts(tmp_path / "o")],
-           "--num_shards 2", "not yet supported")
+           "--num_shards 2", "--init_method")
+
+
+def test_a_shard_id_outside_the_shards(tiny, tmp_path, capsys):
+    _fails(capsys, ["--cfg", str(tiny.yaml), "--num_shards", "2", "--shard_id", "2", "--init_method",
+                    "tcp://127.0.0.1:1", *tiny.opts(tmp_path / "o")], "SHARD_ID", "NUM_SHARDS")
+
+
+def test_a_batch_that_does_not_divide_between_the_processes(tiny, tmp_path, capsys):
+    # 2 CPU processes (no GPU) or 2 GPUs: TRAIN.BATCH_SIZE 3 cannot be split; said before any process starts
+    if torch.cuda.is_available() and torch.cuda.device_count() < 2:
+        pytest.skip("needs 2 GPUs or none")
+    _fails(capsys, ["--cfg", str(tiny.yaml), *tiny.opts(tmp_path / "o"), "NUM_GPUS", "2", "TRAIN.BATCH_SIZE", "3",
+                    "DIST_BACKEND", "gloo", "DIST_TIMEOUT", "30"], "TRAIN.BATCH_SIZE", "NUM_GPUS 2")
 
 
 def test_vov3d_train_and_test_flags_map_to_keys(tiny, tmp_path, capsys):

@@ -31,7 +31,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -59,6 +59,7 @@ __all__ = [
     "iter_checkpoint_path",
     "list_checkpoints",
     "newest_valid_checkpoint",
+    "choose_resume_checkpoint",
     "last_checkpoint",
     "resolve_train_start",
     "resolve_test_checkpoint",
@@ -197,6 +198,21 @@ def load_model_weights(
     return report
 
 
+def choose_resume_checkpoint(output_dir: str | os.PathLike) -> Path | None:
+    """The file AUTO_RESUME starts from: the newest valid checkpoint, None if the run has none.
+
+    Raises CheckpointError (naming the files) when there are checkpoints but none can be read.
+    """
+    found = newest_valid_checkpoint(output_dir)
+    if found is None and list_checkpoints(output_dir):
+        names = ", ".join(str(p) for p in list_checkpoints(output_dir))
+        raise CheckpointError(
+            f"AUTO_RESUME: no checkpoint in {checkpoint_dir(output_dir)} can be read ({names}); "
+            "remove them or set TRAIN.AUTO_RESUME False"
+        )
+    return None if found is None else found[0]
+
+
 def resolve_train_start(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -207,6 +223,7 @@ def resolve_train_start(
     model_name: str,
     load_what_fits: bool = False,
     clear_name_patterns: Sequence[str] = (),
+    resume_choice: Callable[[Path], Path | None] | None = None,
 ) -> TrainStart:
     """Load the checkpoint training starts from into ``model``/``optimizer`` (spec §9.4, our rules above).
 
@@ -215,15 +232,19 @@ def resolve_train_start(
     2. Else TRAIN.CHECKPOINT_FILE_PATH: weights only (fine-tuning); a classifier of another size is
        re-initialised with a log line; any other mismatch is an error unless ``load_what_fits``.
     3. Else a fresh start.
+
+    ``resume_choice(output_dir)`` picks the AUTO_RESUME file instead of :func:`choose_resume_checkpoint`
+    (a distributed job: rank 0 chooses, every rank loads the same file).
     """
     if auto_resume:
-        found = newest_valid_checkpoint(output_dir)
-        if found is None and list_checkpoints(output_dir):
-            names = ", ".join(str(p) for p in list_checkpoints(output_dir))
-            raise CheckpointError(
-                f"AUTO_RESUME: no checkpoint in {checkpoint_dir(output_dir)} can be read ({names}); "
-                "remove them or set TRAIN.AUTO_RESUME False"
-            )
+        found: tuple[Path, dict[str, Any]] | None
+        if resume_choice is None:
+            found = newest_valid_checkpoint(output_dir)
+            if found is None:
+                choose_resume_checkpoint(output_dir)  # raises if there are checkpoints but none reads back
+        else:
+            chosen = resume_choice(Path(output_dir))
+            found = None if chosen is None else (chosen, read_checkpoint(chosen))
         if found is not None:
             path, obj = found
             load_model_weights(model, path, obj, model_name, strict=True)

@@ -60,12 +60,7 @@ def _main(argv: Sequence[str] | None, prog: str, description: str, flags: dict[s
         print(f"error: overrides come in KEY VALUE pairs; {opts[-1]!r} has no value", file=sys.stderr)
         return run_net.USER_ERROR_STATUS
 
-    def go() -> None:
-        from vov3d.config import load_config
-
-        run_net.run(load_config(args.cfg_file, opts))
-
-    return run_net.guarded(go)
+    return run_net.launch_job(args.cfg_file, opts)  # NUM_GPUS processes, or torchrun's (docs/distributed.md)
 
 
 def run_main(argv: Sequence[str] | None = None) -> int:

@@ -1,11 +1,12 @@
 """The PySlowFast-compatible entry point: ``python tools/run_net.py --cfg FILE [KEY VALUE ...]`` (spec §10).
 
 Builds the config (defaults <- ``--cfg`` YAML <- ``KEY VALUE`` overrides, also after ``--opts`` as in
-newer PySlowFast), then trains if TRAIN.ENABLE and tests if TEST.ENABLE. ``--shard_id``,
-``--num_shards`` and ``--init_method`` are accepted (NUM_SHARDS/SHARD_ID are stored in the config);
-launching several processes (NUM_GPUS > 1 or several shards) is not supported yet and is refused with
-a message naming the key or flag. Unlike the original, nothing beyond vov3d's own dependencies is
-imported (no detectron2, no PySlowFast).
+newer PySlowFast), then trains if TRAIN.ENABLE and tests if TEST.ENABLE, in every process of the job
+(issue 18, docs/distributed.md): under torchrun in place (ranks from its environment); otherwise
+NUM_GPUS processes on this machine (N CPU processes with gloo on a machine without CUDA), joining
+the other machines through ``--num_shards/--shard_id/--init_method`` (NUM_SHARDS/SHARD_ID are
+stored in the config). A process that dies ends the job with a message naming its rank. Unlike the
+original, nothing beyond vov3d's own dependencies is imported (no detectron2, no PySlowFast).
 
 A user's mistake (a bad key or value, a missing data folder, an empty split, a checkpoint of another
 model or a truncated one, more GPUs than present) ends with one message on stderr and exit status 2,
@@ -75,17 +76,6 @@ def collect_opts(args: argparse.Namespace) -> list[str]:
     return opts
 
 
-def check_single_process(cfg: Any, args: argparse.Namespace | None) -> None:
-    """Refuse what needs several processes (a later task launches them), naming the key or flag."""
-    from vov3d.engine.trainer import SetupError, resolve_device
-
-    if args is not None and args.num_shards is not None and args.num_shards > 1:
-        raise SetupError(f"--num_shards {args.num_shards}: multi-machine jobs are not yet supported; use one machine")
-    if int(cfg.NUM_SHARDS) > 1:
-        raise SetupError(f"NUM_SHARDS {cfg.NUM_SHARDS}: multi-machine jobs are not yet supported; set NUM_SHARDS 1")
-    resolve_device(int(cfg.NUM_GPUS))  # NUM_GPUS > present, or > 1: a clear error now, not a hang later
-
-
 def check_data_folder(cfg: Any) -> None:
     """A missing DATA.PATH_TO_DATA_DIR is named now, before a model is built."""
     from pathlib import Path
@@ -98,13 +88,15 @@ def check_data_folder(cfg: Any) -> None:
 
 
 def run(cfg: Any, args: argparse.Namespace | None = None) -> dict[str, Any]:
-    """Train then test as the config says; returns {"train": ..., "test": ...} summaries."""
+    """Train then test as the config says, in this process; returns {"train": ..., "test": ...} summaries.
+
+    In a job of several processes every process calls it (``run_worker``); ``args`` is unused (kept
+    for callers of the single-process API)."""
     from vov3d.utils.logging import setup_logging
 
     from vov3d.engine.trainer import world_info
 
     setup_logging(cfg.OUTPUT_DIR, rank=world_info()[1])
-    check_single_process(cfg, args)
     check_data_folder(cfg)
     results: dict[str, Any] = {}
     if cfg.TRAIN.ENABLE:
@@ -150,6 +142,61 @@ def guarded(fn: Callable[[], Any]) -> int:
     return 0
 
 
+def run_worker(cfg_file: str | None, opts: Sequence[str]) -> int:
+    """One process of the job: load the config, train and/or test; returns the exit status.
+
+    Module-level (picklable) for ``engine.distributed.launch``. In a spawned process of several a
+    non-zero status ends the process with it (the parent then names the rank).
+    """
+    from vov3d.engine import distributed as D
+
+    def go() -> None:
+        from vov3d.config import load_config
+
+        run(load_config(cfg_file, opts))
+
+    status = guarded(go)
+    if status and D.get_world_size() > 1 and not D.under_torchrun():
+        raise SystemExit(status)
+    return status
+
+
+def launch_job(cfg_file: str | None, opts: Sequence[str], init_method: str | None = None) -> int:
+    """Start the job the config describes (NUM_GPUS processes here, NUM_SHARDS machines, or torchrun's)
+    and run :func:`run_worker` in each; returns the exit status (a failed process: its status, named)."""
+    from vov3d.engine import distributed as D
+    from vov3d.engine.trainer import SetupError
+
+    status = 0
+
+    def go() -> None:
+        nonlocal status
+        from vov3d.config import load_config
+
+        cfg = load_config(cfg_file, opts)
+        try:
+            processes, use_cuda = D.processes_per_machine(int(cfg.NUM_GPUS))
+        except ValueError as err:
+            raise SetupError(str(err)) from None
+        try:
+            result = D.launch(
+                run_worker, (cfg_file, list(opts)), num_processes=processes, num_shards=int(cfg.NUM_SHARDS),
+                shard_id=int(cfg.SHARD_ID), init_method=init_method, backend=str(cfg.DIST_BACKEND),
+                timeout_s=float(cfg.DIST_TIMEOUT), use_cuda=use_cuda,
+            )
+        except D.WorkerFailed as err:
+            print(f"error: {err}", file=sys.stderr)
+            code = err.exit_code
+            status = code if code is not None and code > 0 else TRAINING_ERROR_STATUS
+            return
+        except SystemExit as err:  # run_worker of the one local process of a multi-machine job
+            status = err.code if isinstance(err.code, int) else TRAINING_ERROR_STATUS
+            return
+        status = int(result or 0)
+
+    return guarded(go) or status
+
+
 def main(argv: Sequence[str] | None = None, prog: str = "run_net.py") -> int:
     """``run_net.py --cfg FILE [KEY VALUE ...]``: train and/or test; returns the exit status."""
     parser = build_parser(prog)
@@ -158,14 +205,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "run_net.py") -> int:
     if len(opts) % 2:
         print(f"error: overrides come in KEY VALUE pairs; {opts[-1]!r} has no value", file=sys.stderr)
         return USER_ERROR_STATUS
-
-    def go() -> None:
-        from vov3d.config import load_config
-
-        cfg = load_config(args.cfg_file, opts)
-        run(cfg, args)
-
-    return guarded(go)
+    return launch_job(args.cfg_file, opts, args.init_method)
 
 
 if __name__ == "__main__":

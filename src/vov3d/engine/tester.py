@@ -58,6 +58,31 @@ def _prepare_model(cfg: Any, model: nn.Module, device: torch.device) -> nn.Modul
     return model
 
 
+def _shared_test_checkpoint(cfg: Any, output_dir: Path) -> Path:
+    """The checkpoint to test; in a job of several processes rank 0 chooses it and every rank takes
+    its choice (all test the same weights; an error there is raised on every rank)."""
+    from vov3d.engine import distributed as D
+
+    def choose() -> Path:
+        return checkpointer.resolve_test_checkpoint(
+            test_path=str(cfg.TEST.CHECKPOINT_FILE_PATH or ""), output_dir=output_dir,
+            train_path=str(cfg.TRAIN.CHECKPOINT_FILE_PATH or ""),
+        )
+
+    if world_info()[0] == 1:
+        return choose()
+    choice: tuple[str, str] = ("", "")
+    if is_main_process():
+        try:
+            choice = (str(choose()), "")
+        except checkpointer.CheckpointError as err:
+            choice = ("", str(err))
+    path, error = D.all_gather_object(choice)[0]
+    if error:
+        raise checkpointer.CheckpointError(error)
+    return Path(path)
+
+
 def _summary_table(rows: list[tuple[str, str]]) -> str:
     width = max(len(k) for k, _ in rows)
     line = "-" * (width + 3 + max(len(v) for _, v in rows))
@@ -73,13 +98,14 @@ def test(cfg: Any, progress: bool = True) -> dict[str, Any]:
     from vov3d.engine.plots import confusion_matrix, plot_confusion_matrix
     from vov3d.engine.predictions import write_predictions
 
+    from vov3d.config import check_world
+    from vov3d.engine import distributed as D
+
     world, _ = world_info()
+    check_world(cfg, world, D.get_local_world_size())
     device = resolve_device(int(cfg.NUM_GPUS))
     output_dir = Path(cfg.OUTPUT_DIR)
-    path = checkpointer.resolve_test_checkpoint(
-        test_path=str(cfg.TEST.CHECKPOINT_FILE_PATH or ""), output_dir=output_dir,
-        train_path=str(cfg.TRAIN.CHECKPOINT_FILE_PATH or ""),
-    )
+    path = _shared_test_checkpoint(cfg, output_dir)
     from vov3d.checkpoint import read_checkpoint
 
     model = builders.build_model(cfg)
@@ -111,10 +137,8 @@ def test(cfg: Any, progress: bool = True) -> dict[str, Any]:
                 logger.info("%s", json_stats_line({"split": "test_iter", "cur_iter": f"{it + 1}",
                                                   "eta": format_seconds(bar.eta()),
                                                   "time_diff": bar.elapsed}))
-    if world > 1:
-        gathered: list[Any] = [None] * world
-        torch.distributed.all_gather_object(gathered, ensemble.merge_state())
-        for state in gathered:
+    if world > 1:  # every rank's views into one ensemble; a view the sampler padded in twice counts once
+        for state in D.all_gather_object(ensemble.merge_state()):
             ensemble.load_state(state)
     labels = torch.tensor(dataset.labels[:num_videos], dtype=torch.long)
     incomplete = ensemble.incomplete()

@@ -9,8 +9,12 @@ accumulation, the fast CPU step (``vov3d.accel.prepare_for_training``, TRAIN.BAC
 precision/channels_last_3d/torch.compile on a GPU, corrupt training videos skipped and counted,
 progress bars, curves PNG and TensorBoard.
 
-Distributed training is designed in (every write goes through ``is_main_process``; losses and
-errors are averaged over ranks when a process group exists) but not launched here (issue 18).
+Distributed (issue 18, docs/distributed.md): ``train`` runs in every process of a job that
+``engine.distributed.launch`` started (run_net.py). Each rank trains a DDP-wrapped model on its
+share of every global batch (DistributedSampler, reshuffled each epoch; TRAIN.BATCH_SIZE is the
+total); BN.NORM_TYPE sync_batchnorm converts the BatchNorms; rank 0 chooses the checkpoint every
+rank resumes from and alone writes checkpoints, logs, TensorBoard, plots and the config dump;
+precise BN is averaged over the ranks; a SIGTERM seen by any rank stops all of them together.
 """
 
 from __future__ import annotations
@@ -73,24 +77,29 @@ def all_reduce_mean(values: Sequence[float], device: torch.device) -> list[float
 
 
 def resolve_device(num_gpus: int) -> torch.device:
-    """NUM_GPUS 0: the CPU; 1: cuda (this rank's GPU); more than present: an error naming NUM_GPUS."""
+    """This process's device (spec §10, docs/distributed.md).
+
+    NUM_GPUS 0: the CPU. NUM_GPUS N on a machine with CUDA: the GPU of this process's local rank
+    (more than the GPUs present is an error naming NUM_GPUS). NUM_GPUS N on a machine without CUDA:
+    the CPU (run_net.py starts N CPU processes there, with a warning; ``processes_per_machine``).
+    """
     if num_gpus < 0:
         raise SetupError(f"NUM_GPUS must be >= 0, got {num_gpus}")
     if num_gpus == 0:
         return torch.device("cpu")
-    present = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if num_gpus > present:
-        raise SetupError(
-            f"NUM_GPUS is {num_gpus} but {present} CUDA GPU(s) are present"
-            + ("; set NUM_GPUS 0 to run on the CPU" if present == 0 else f"; set NUM_GPUS to at most {present}")
-        )
-    if num_gpus > 1 and world_info()[0] == 1:
-        raise SetupError(
-            f"NUM_GPUS {num_gpus}: multi-GPU training (one process per GPU) is not yet supported; set NUM_GPUS 1"
-        )
-    from vov3d.engine.distributed import process_group
+    from vov3d.engine.distributed import process_group, processes_per_machine
 
-    return torch.device("cuda", process_group.get_local_rank() % num_gpus)
+    try:
+        _, use_cuda = processes_per_machine(num_gpus)
+    except ValueError as err:
+        raise SetupError(str(err)) from None
+    if not use_cuda:
+        return torch.device("cpu")
+    local, present = process_group.get_local_rank(), torch.cuda.device_count()
+    if local >= present:
+        raise SetupError(f"local rank {local} has no GPU: {present} CUDA GPU(s) are present on this machine; start "
+                         f"at most {present} processes per machine (NUM_GPUS, torchrun --nproc-per-node)")
+    return torch.device("cuda", local)
 
 
 def seed_everything(seed: int) -> None:
@@ -378,7 +387,11 @@ def setup(cfg: Any) -> Run:
     from vov3d.engine.lr_schedule import LRSchedule
     from vov3d.engine.optimizer import build_optimizer
 
+    from vov3d.config import check_world
+    from vov3d.engine import distributed as D
+
     world, rank = world_info()
+    check_world(cfg, world, D.get_local_world_size())  # batches and sync-BN groups fit the processes (§11.15)
     device = resolve_device(int(cfg.NUM_GPUS))
     seed_everything(int(cfg.RNG_SEED) + rank)
     output_dir = Path(cfg.OUTPUT_DIR)
@@ -386,12 +399,16 @@ def setup(cfg: Any) -> Run:
     if cfg.LOG_MODEL_INFO and is_main_process():
         _log_model_info(cfg, model)
     model.to(device)
+    sync_bn = str(cfg.BN.NORM_TYPE) == "sync_batchnorm"
+    if sync_bn:
+        model = D.convert_sync_batchnorm(model, int(cfg.BN.NUM_SYNC_DEVICES), bool(cfg.BN.get("GLOBAL_SYNC", False)))
     optimizer = build_optimizer(model, **builders.optimizer_kwargs(cfg))
     start = checkpointer.resolve_train_start(
         model, optimizer, output_dir=output_dir, auto_resume=bool(cfg.TRAIN.AUTO_RESUME),
         finetune_path=str(cfg.TRAIN.CHECKPOINT_FILE_PATH or ""), model_name=builders.model_name(cfg),
         load_what_fits=bool(cfg.TRAIN.get("FINETUNE_LOAD_WHAT_FITS", False)),
         clear_name_patterns=tuple(cfg.TRAIN.get("CHECKPOINT_CLEAR_NAME_PATTERN", ()) or ()),
+        resume_choice=shared_resume_choice if world > 1 else None,
     )
     train_loader = make_resumable(build_split_loader(cfg, "train", world, shuffle=True))
     val_loader = build_split_loader(cfg, "val", world, shuffle=False) if int(cfg.TRAIN.EVAL_PERIOD) > 0 else None
@@ -404,8 +421,14 @@ def setup(cfg: Any) -> Run:
     if scaler is not None and start.scaler_state:
         scaler.load_state_dict(start.scaler_state)
     channels_last = bool(cfg.TRAIN.get("CHANNELS_LAST", True))
-    train_model = build_train_model(model, device, str(cfg.TRAIN.get("BACKEND", "auto")),
-                                    bool(cfg.TRAIN.get("COMPILE", False)), channels_last)
+    backend = str(cfg.TRAIN.get("BACKEND", "auto"))
+    if sync_bn and device.type == "cpu" and backend in ("auto", "kernels"):
+        # the prepared step's batch-norm kernels use this process's batch statistics only
+        logger.info("BN.NORM_TYPE sync_batchnorm: the CPU step runs the eager model (TRAIN.BACKEND %s ignored)", backend)
+        backend = "eager"
+    train_model = build_train_model(model, device, backend, bool(cfg.TRAIN.get("COMPILE", False)), channels_last)
+    # after every rank loaded its checkpoint: DDP's construction is a collective (and copies rank 0's weights)
+    train_model = D.wrap_ddp(train_model, device)
     mixup, mixup_generator = None, None
     if cfg.get("MIXUP") is not None and cfg.MIXUP.ENABLE:
         from vov3d.engine.mixup import MixupCutmix
@@ -436,7 +459,10 @@ def setup(cfg: Any) -> Run:
     run.best = dict(state.get("best", {}))
     if start.resumed:
         run.last_checkpoint = start.source
-        if "torch_rng" in state:
+        by_rank = state.get("torch_rng_by_rank") or []
+        if len(by_rank) == world:  # each rank's own generator (dropout, ...)
+            torch.set_rng_state(by_rank[rank])
+        elif "torch_rng" in state and rank == 0:
             torch.set_rng_state(state["torch_rng"])
         if "cuda_rng" in state and device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"], device)
@@ -445,12 +471,33 @@ def setup(cfg: Any) -> Run:
     return run
 
 
-def _train_state(run: Run, epoch: int, iters_done: int, meter: EpochMeter | None) -> dict[str, Any]:
+def shared_resume_choice(output_dir: Path) -> Path | None:
+    """The checkpoint every rank resumes from: rank 0 chooses (the newest valid file), the others take its
+    choice, so that no rank reads a different file (collective; an error on rank 0 is raised on every rank)."""
+    from vov3d.engine import distributed as D
+
+    choice: tuple[str, str] = ("", "")
+    if is_main_process():
+        try:
+            found = checkpointer.choose_resume_checkpoint(output_dir)
+            choice = (str(found) if found is not None else "", "")
+        except checkpointer.CheckpointError as err:
+            choice = ("", str(err))
+    path, error = D.all_gather_object(choice)[0]
+    if error:
+        raise checkpointer.CheckpointError(error)
+    return Path(path) if path else None
+
+
+def _train_state(run: Run, epoch: int, iters_done: int, meter: EpochMeter | None,
+                 rng_by_rank: list[torch.Tensor] | None = None) -> dict[str, Any]:
     state: dict[str, Any] = {
         "epoch": epoch, "iter": iters_done, "history": run.history, "best": run.best,
         "torch_rng": torch.get_rng_state(), "clips_per_iteration": _clips_per_iteration(run),
         "rng_seed": int(run.cfg.RNG_SEED),
     }
+    if rng_by_rank is not None and len(rng_by_rank) > 1:
+        state["torch_rng_by_rank"] = rng_by_rank
     if run.device.type == "cuda":
         state["cuda_rng"] = torch.cuda.get_rng_state(run.device)
     if run.mixup_generator is not None:
@@ -491,14 +538,18 @@ def _check_finite_weights(model: nn.Module, epoch: int, iters_done: int) -> None
 
 def save(run: Run, path: Path, epoch: int, iters_done: int, meter: EpochMeter | None) -> None:
     """Write a checkpoint of the run's position (rank 0 only); never of non-finite weights."""
+    from vov3d.engine import distributed as D
+
     _check_finite_weights(run.model, epoch, iters_done)
+    rng_by_rank = D.all_gather_object(torch.get_rng_state()) if world_info()[0] > 1 else None  # collective
     if not is_main_process():
+        run.last_checkpoint = str(path)  # rank 0 writes it
         return
     finished = epoch - 1 if iters_done else epoch
     next_epoch, next_iter = (epoch, iters_done) if iters_done else (epoch + 1, 0)
     checkpointer.write_checkpoint(
         path, run.model, run.step.optimizer, finished_epoch=finished, cfg_yaml=run.cfg.dump(),
-        train_state=_train_state(run, next_epoch, next_iter, meter),
+        train_state=_train_state(run, next_epoch, next_iter, meter, rng_by_rank),
         ema_state=run.step.ema.state_dict() if run.step.ema is not None else None,
         scaler_state=run.step.scaler.state_dict() if run.step.scaler is not None else None,
     )
@@ -553,7 +604,10 @@ def train_epoch(run: Run, epoch: int, start_iter: int = 0, meter: EpochMeter | N
                 raise _nan_error(run, epoch, it, float(err.args[0])) from None
             labels_dev = labels.to(logits.device)
             top1, top5 = _topk_errors(logits, labels_dev, run.num_classes)
-            loss_v, top1, top5 = all_reduce_mean([float(loss), top1, top5], run.device)
+            # the stop flag rides with the stats: a SIGTERM seen by any rank stops every rank at this iteration
+            loss_v, top1, top5, stop_any = all_reduce_mean([float(loss), top1, top5, float(run.stop_requested)],
+                                                           run.device)
+            run.stop_requested = stop_any > 0
             if run.device.type == "cuda":
                 torch.cuda.synchronize(run.device)
             now = time.perf_counter()
@@ -660,7 +714,12 @@ def precise_bn(run: Run, epoch: int) -> int:
 
     run.model.train()
     used = update_bn_stats(run.model, batches(), num)
-    logger.info("precise BN: statistics recomputed on %d training batches", used)
+    from vov3d.engine import distributed as D
+
+    # every rank ends with the clip-weighted average over all ranks' batches (a no-op alone)
+    D.average_bn_stats(run.model, num_samples=used * int(run.train_loader.batch_size))
+    logger.info("precise BN: statistics recomputed on %d training batches%s", used,
+                f" on each of {world_info()[0]} processes" if world_info()[0] > 1 else "")
     return used
 
 
@@ -752,6 +811,8 @@ def _train_epochs(run: Run, cfg: Any, output_dir: Path, progress: bool) -> dict[
             summary.update(epochs_run=epoch + 1, train=means, bad_samples=total_failures)
             if eval_due:
                 summary["val"] = {"top1_err": entry["val_top1_err"], "top5_err": entry["val_top5_err"]}
+            if world_info()[0] > 1:  # every rank takes the same decision (a SIGTERM may reach one rank only)
+                run.stop_requested = all_reduce_mean([float(run.stop_requested)], run.device)[0] > 0
             if run.stop_requested and epoch + 1 < run.max_epoch:
                 if not ckpt_due:
                     save(run, checkpointer.epoch_checkpoint_path(output_dir, epoch), epoch, 0, None)
@@ -760,6 +821,9 @@ def _train_epochs(run: Run, cfg: Any, output_dir: Path, progress: bool) -> dict[
     finally:
         if run.writer is not None:
             run.writer.close()
+    from vov3d.engine import distributed as D
+
+    D.barrier()  # rank 0's last checkpoint is written before any rank goes on (e.g. to test it)
     summary["last_checkpoint"] = run.last_checkpoint
     summary["history"] = run.history
     if is_main_process() and run.history:
