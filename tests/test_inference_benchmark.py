@@ -25,7 +25,8 @@ def test_inference_benchmark_times_every_lever_against_both_plain_baselines(tmp_
         assert rows[(batch, "plain")][4] == "1.00x" and rows[(batch, "plain_defaults")][5] == "1.00x"
         kernels = rows[(batch, "kernels")]
         ms, vs_plain, vs_glibc = float(kernels[3]), float(kernels[4][:-1]), float(kernels[5][:-1])
-        # Each speed-up is that baseline's time over the kernels' time.
-        assert abs(vs_glibc * ms - float(rows[(batch, "plain_defaults")][3])) <= 0.06 * vs_glibc + 0.05
-        assert abs(vs_plain * ms - float(rows[(batch, "plain")][3])) <= 0.06 * vs_plain + 0.05
+        # Each speed-up is that baseline's time over the kernels' time, to the rounding of the printed numbers:
+        # the ratio to 0.005, the times to 0.05 ms (a slow machine's ms times the ratio's rounding counts too).
+        for vs, baseline in ((vs_glibc, "plain_defaults"), (vs_plain, "plain")):
+            assert abs(vs * ms - float(rows[(batch, baseline)][3])) <= 0.005 * ms + 0.05 * vs + 0.05 + 1e-6, baseline
         assert float(kernels[8]) < 1e-4  # outputs within 1e-4 of the plain model
