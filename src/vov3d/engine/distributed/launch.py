@@ -196,8 +196,8 @@ def launch(
         for process in context.processes:
             if process.is_alive():
                 process.terminate()
-        for process in context.processes:
-            process.join(10)
+        for process in context.processes:  # a job that lost a rank cannot checkpoint: a short grace only
+            process.join(3)
             if process.is_alive():
                 process.kill()
                 process.join()

@@ -119,11 +119,11 @@ def init_from_env(
     missing = [v for v in TORCHRUN_VARIABLES if v not in os.environ]
     if missing:
         raise RuntimeError(f"not started by torchrun: {', '.join(missing)} not set in the environment")
-    if (int(os.environ.get("GROUP_WORLD_SIZE", 1)) > 1 and int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", 0)) > 0
+    if (int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", 0)) > 0
             and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"):
-        # the machines count restarts apart, the shared store keeps the last round's keys: a restarted
-        # job then fails to connect (pytorch/pytorch#135712, #108158)
-        logger.warning("torchrun --max-restarts across several machines: set TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 "
+        # the shared store keeps the last round's keys: a restarted job then fails to connect
+        # (pytorch/pytorch#135712, #108158; seen here with one machine too, once the engine's groups exist)
+        logger.warning("torchrun --max-restarts: set TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 "
                        "in torchrun's environment, or a restarted job cannot connect (the rendezvous store keeps "
                        "the previous round's addresses)")
     return init_process_group(
