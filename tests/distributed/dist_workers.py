@@ -111,3 +111,24 @@ def reduce_job(out_dir: str, kill_rank: int = -1, seconds: float = 60.0, hang_ra
     while time.monotonic() < end:
         D.all_reduce_sum(torch.ones(1))
         time.sleep(0.05)
+
+
+def prepared_ddp_job(out_dir: str) -> None:
+    """The fast CPU step (vov3d.accel.prepare_for_training) inside DDP, as the trainer builds it: a tiny
+    VoV3D seeded differently on each rank, one step on this rank's own clips; results to out_dir/rank{r}.pt."""
+    from vov3d.accel import prepare_for_training
+    from vov3d.models import create_model
+
+    rank = D.get_rank()
+    torch.manual_seed(10 + rank)  # DDP must make rank 0's weights everyone's
+    model = create_model("vov3d_m", num_classes=5, dropout=0.0, num_frames=4, train_crop_size=32)
+    prepared = prepare_for_training(model)
+    ddp = D.wrap_ddp(prepared, torch.device("cpu"))
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    clips = torch.randn(2, 3, 4, 32, 32, generator=torch.Generator().manual_seed(rank))
+    labels = torch.tensor([1, 3]) if rank == 0 else torch.tensor([0, 4])
+    ddp.train()
+    nn.functional.cross_entropy(ddp(clips), labels).backward()
+    torch.save({"prepared": type(prepared).__name__, "initial": initial,
+                "grads": {n: p.grad for n, p in model.named_parameters()},
+                "unwrapped_keys": sorted(D.unwrap_model(ddp).state_dict())}, Path(out_dir) / f"rank{rank}.pt")
