@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -24,7 +25,9 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 def test_every_listed_verb_is_registered_and_in_the_help():
     subparsers = next(a for a in build_parser()._actions if a.dest == "command")
-    assert list(subparsers.choices) == list(VERB_MODULES) == ["flops", "models", "data"]
+    assert list(subparsers.choices) == list(VERB_MODULES) == [
+        "run", "train", "test", "predict", "export", "explain", "bench", "models", "flops", "data"
+    ]
     data = next(a for a in subparsers.choices["data"]._actions if a.dest == "data_command")
     assert list(data.choices) == ["synth", "check"]
     result = _run("--help")
@@ -95,3 +98,41 @@ def test_nothing_outside_the_cli_imports_it():
                 names = [node.module]
             offenders += [f"{path.relative_to(SRC)}: {n}" for n in names if n == "vov3d.cli" or n.startswith("vov3d.cli.")]
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    "verb, entry",
+    [
+        ("run", "vov3d.engine.commands:run_main"),
+        ("train", "vov3d.engine.commands:train_main"),
+        ("test", "vov3d.engine.commands:test_main"),
+        ("predict", "vov3d.engine.predict:main"),
+        ("export", "vov3d.engine.export:main"),
+        ("explain", "vov3d.engine.explain:main"),
+        ("bench", "vov3d.engine.bench:main"),
+    ],
+)
+def test_an_engine_verb_hands_the_rest_of_the_command_line_to_its_main(verb, entry, capsys):
+    module = importlib.import_module(f"vov3d.cli.{verb}")
+    assert module.ENTRY == entry
+    try:
+        status = main([verb, "--help"])
+    except SystemExit as stop:  # argparse's --help, where the verb's main lets it through
+        status = stop.code
+    assert status == 0
+    assert f"usage: vov3d {verb}" in capsys.readouterr().out
+
+
+def test_run_with_a_missing_config_file_names_it_and_exits_2(tmp_path, capsys):
+    missing = tmp_path / "no_such.yaml"
+    assert main(["run", "--cfg", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err and "Traceback" not in err
+
+
+def test_models_pretrained_lists_the_released_weights_with_their_licence(capsys):
+    assert main(["models", "--pretrained"]) == 0
+    out = capsys.readouterr().out
+    for tag in ("k400", "ssv2_f32_finetune"):
+        assert f"\n{tag} " in out
+    assert "CC-BY-NC 4.0" in out
