@@ -466,7 +466,10 @@ def setup(cfg: Any) -> Run:
             torch.set_rng_state(state["torch_rng"])
         if "cuda_rng" in state and device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"], device)
-        if "mixup_rng" in state and mixup_generator is not None:
+        mixup_by_rank = state.get("mixup_rng_by_rank") or []
+        if len(mixup_by_rank) == world and mixup_generator is not None:
+            mixup_generator.set_state(mixup_by_rank[rank])
+        elif "mixup_rng" in state and mixup_generator is not None and rank == 0:
             mixup_generator.set_state(state["mixup_rng"])
     return run
 
@@ -490,14 +493,16 @@ def shared_resume_choice(output_dir: Path) -> Path | None:
 
 
 def _train_state(run: Run, epoch: int, iters_done: int, meter: EpochMeter | None,
-                 rng_by_rank: list[torch.Tensor] | None = None) -> dict[str, Any]:
+                 rng_by_rank: list[tuple[torch.Tensor, torch.Tensor | None]] | None = None) -> dict[str, Any]:
     state: dict[str, Any] = {
         "epoch": epoch, "iter": iters_done, "history": run.history, "best": run.best,
         "torch_rng": torch.get_rng_state(), "clips_per_iteration": _clips_per_iteration(run),
         "rng_seed": int(run.cfg.RNG_SEED),
     }
-    if rng_by_rank is not None and len(rng_by_rank) > 1:
-        state["torch_rng_by_rank"] = rng_by_rank
+    if rng_by_rank is not None and len(rng_by_rank) > 1:  # each rank's (torch, mixup) generator states
+        state["torch_rng_by_rank"] = [torch_state for torch_state, _ in rng_by_rank]
+        if run.mixup_generator is not None:
+            state["mixup_rng_by_rank"] = [mixup_state for _, mixup_state in rng_by_rank]
     if run.device.type == "cuda":
         state["cuda_rng"] = torch.cuda.get_rng_state(run.device)
     if run.mixup_generator is not None:
@@ -541,7 +546,10 @@ def save(run: Run, path: Path, epoch: int, iters_done: int, meter: EpochMeter | 
     from vov3d.engine import distributed as D
 
     _check_finite_weights(run.model, epoch, iters_done)
-    rng_by_rank = D.all_gather_object(torch.get_rng_state()) if world_info()[0] > 1 else None  # collective
+    rng_by_rank = None
+    if world_info()[0] > 1:  # collective: every rank's random state goes into rank 0's file
+        mixup_state = run.mixup_generator.get_state() if run.mixup_generator is not None else None
+        rng_by_rank = D.all_gather_object((torch.get_rng_state(), mixup_state))
     if not is_main_process():
         run.last_checkpoint = str(path)  # rank 0 writes it
         return
