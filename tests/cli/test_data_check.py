@@ -90,3 +90,24 @@ def test_path_prefix_finds_frames_outside_the_annotation_folder(tmp_path, capsys
     assert main(command + ["--path-prefix", str(frames_root)]) == 0
     (summary,) = _summaries(capsys)
     assert (summary["items"], summary["bad_videos"], summary["clip_shape"]) == (2, 0, [3, 16, 224, 224])
+
+
+def test_synth_level_reaches_the_generator(tmp_path, capsys):
+    """`vov3d data synth --level easy` writes the easy level (32x32 frames, recorded in the manifest)."""
+    import json
+
+    import av
+
+    from vov3d.cli import main
+
+    out = tmp_path / "synth"
+    args = ["data", "synth", "--out", str(out), "--level", "easy", "--num-train", "2", "--num-val", "1", "--num-test", "1"]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["level"] == "easy"
+    manifest = json.loads((out / "kinetics" / "synth_manifest.json").read_text())
+    assert manifest["settings"]["level"] == "easy"
+    video = next((out / "kinetics" / "train").glob("*.mp4"))
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.width, stream.codec_context.height) == (32, 32)

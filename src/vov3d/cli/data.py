@@ -39,6 +39,12 @@ class Synth:
         parser.add_argument("--num-val", type=int, default=None, help="validation videos")
         parser.add_argument("--num-test", type=int, default=None, help="test videos")
         parser.add_argument(
+            "--level",
+            choices=["full", "medium", "easy"],
+            default="full",
+            help="difficulty: what surrounds the action (docs/synthetic_data.md#difficulty-levels; default full)",
+        )
+        parser.add_argument(
             "--overwrite",
             action="store_true",
             help="replace a synthetic dataset written with other settings (never a folder that is not one)",
@@ -55,6 +61,7 @@ class Synth:
             num_train=args.num_train,
             num_val=args.num_val,
             num_test=args.num_test,
+            level=args.level,
             overwrite=args.overwrite,
         )
         print(json.dumps(summary, indent=1, sort_keys=True))
