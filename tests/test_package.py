@@ -80,7 +80,9 @@ def test_installed_wheel_builds_the_kernels_from_its_own_sources(tmp_path):
     csrc = REPO / "src" / "vov3d" / "ops" / "csrc"
     with zipfile.ZipFile(wheel) as archive:
         shipped = {Path(n).name for n in archive.namelist() if n.startswith("vov3d/ops/csrc/")}
+        labels = {Path(n).name for n in archive.namelist() if n.startswith("vov3d/labels/")}
     assert shipped == {f.name for f in csrc.iterdir() if f.is_file()}  # every source and header the build reads
+    assert {"kinetics400.txt", "something-something-v2.txt"} <= labels  # vov3d predict --labels kinetics400|ssv2
 
     # The installed copy's library is keyed by the bytes of the sources it ships: with this process's cache
     # (built here if not yet), the same key proves they are this tree's sources, and spares a second build.
@@ -97,3 +99,14 @@ def test_installed_wheel_builds_the_kernels_from_its_own_sources(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert f"kernels built from {site}" in run.stdout
     assert f"library {library_path(default_cache_dir(), find_compiler())}\n" in run.stdout
+
+
+def test_top_level_create_model_is_the_pretrained_aware_one():
+    """``vov3d.create_model`` takes ``pretrained=`` (timm-style); without it, a fresh model as the registry builds."""
+    from vov3d.pretrained import create_model
+
+    assert vov3d.create_model is create_model
+    model = vov3d.create_model("x3d_m", num_classes=7)
+    assert model.head.projection.out_features == 7
+    with pytest.raises(ValueError, match="k400"):  # an unknown tag names the valid ones
+        vov3d.create_model("x3d_m", pretrained="no_such_tag")
