@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create (or reuse) the project's virtual environment and install vov3d with its test dependencies.
+# Create (or reuse) the project's virtual environment and install vov3d with its test and export (onnx, onnxruntime) dependencies.
 #   VOV3D_VENV   where the environment lives            (default: .venv in the repository root)
 #   VOV3D_TORCH  the torch requirement to install first (default: torch==2.13.0, the local CPU wheel;
 #                e.g. VOV3D_TORCH="torch==2.5.1" or a CUDA index URL's build elsewhere)
@@ -18,7 +18,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # The torch pin comes from VOV3D_TORCH; every other line of constraints.txt applies as written.
   { grep -v '^torch==' "$root/constraints.txt" | grep -v '^#' || true; echo "$torch_req"; } > "$constraints"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check "$torch_req"
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check -c "$constraints" -e "$root[test]"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -c "$constraints" -e "$root[test,export]"
   rm -f "$constraints"
   echo "$want" > "$stamp"
 fi
