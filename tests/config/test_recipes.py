@@ -60,7 +60,12 @@ V2 = {  # the April 2021 VoV3D-M recipes and the Dec 2020 ones they differ from 
     "SSv2/vov3d/vov3d_M_v2_F32.yaml": "SSv2/vov3d/vov3d_M_F32.yaml",
     "SSv2/vov3d/finetune/vov3d_M_v2_F32_finetune.yaml": "SSv2/vov3d/finetune/vov3d_M_F32_finetune.yaml",
 }
-SYNTHETIC = {"Synthetic/vov3d_M.yaml": "vov3d_m", "Synthetic/x3d_M.yaml": "x3d_m", "Synthetic/tiny.yaml": "vov3d_m"}
+SYNTHETIC = {
+    "Synthetic/vov3d_M.yaml": "vov3d_m",
+    "Synthetic/x3d_M.yaml": "x3d_m",
+    "Synthetic/tiny.yaml": "vov3d_m",
+    "Synthetic/demo_vov3d_M.yaml": "vov3d_m",  # the main job (scripts/run.sh)
+}
 
 
 def test_the_tree_holds_the_original_recipes_the_v2_ones_and_synthetic():
@@ -141,11 +146,19 @@ def test_clip_params_of_the_recipes_are_the_datasets_originals():
     assert ss_x3d_l.test_crop_size == 224
 
 
+# The built-in dataset each synthetic recipe reads: (folder, frames a video, short side of its frames).
+SYNTHETIC_DATA = {
+    "full": ("data/synth/kinetics", 91, 120),  # vov3d data synth --out data/synth
+    "easy": ("data/synth_easy/kinetics", 16, 32),  # scripts/run.sh: --level easy
+}
+
+
 def test_synthetic_recipes_run_on_a_cpu_without_flips():
     for name in SYNTHETIC:
         cfg = load_config(CONFIGS / name)
+        folder, frames, short_side = SYNTHETIC_DATA["easy" if "demo" in name else "full"]
         assert cfg.NUM_GPUS == 0 and cfg.BN.NORM_TYPE == "batchnorm" and cfg.MODEL.NUM_CLASSES == 12
         assert cfg.DATA.RANDOM_FLIP is False  # a flip swaps classes 0/1 and 6/7 of the synthetic data
-        assert cfg.DATA.NUM_FRAMES * cfg.DATA.SAMPLING_RATE <= 91  # clips fit in the 91-frame videos
-        assert cfg.DATA.TRAIN_JITTER_SCALES[0] <= 120  # not upscaled beyond need: frames are 160x120
-        assert cfg.DATA.PATH_TO_DATA_DIR == "data/synth/kinetics"
+        assert cfg.DATA.NUM_FRAMES * cfg.DATA.SAMPLING_RATE <= frames  # clips fit in the videos
+        assert cfg.DATA.TRAIN_JITTER_SCALES[0] <= short_side  # not upscaled beyond need
+        assert cfg.DATA.PATH_TO_DATA_DIR == folder
