@@ -35,6 +35,7 @@ from torch import nn
 
 from vov3d.checkpoint import CheckpointError, extract_state_dict, load_checkpoint, read_checkpoint
 from vov3d.models import registry
+from vov3d.utils.atomic import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -208,10 +209,8 @@ def _recorded_checksum(path: Path) -> str | None:
 
 
 def _record_checksum(path: Path) -> None:
-    target = _checksum_path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(f"{_sha256(path)}  {path.name}\n")
-    os.replace(tmp, target)
+    with atomic_write(_checksum_path(path), "w") as f:
+        f.write(f"{_sha256(path)}  {path.name}\n")
 
 
 def _forget(path: Path) -> None:

@@ -19,6 +19,7 @@ from torch import nn
 from vov3d.accel import channels_last
 from vov3d.accel.channels_last import ChannelsLastNetwork
 from vov3d.ops.library import default_cache_dir
+from vov3d.utils.atomic import atomic_output_path
 
 # Bump when the way ``CompiledRunner`` exports or compiles changes (options, wrapper): it is part of
 # every package's key, with the source of ``channels_last.py`` (which defines the graph).
@@ -85,14 +86,12 @@ class CompiledRunner:
     def _load_or_compile(self, x: torch.Tensor):  # noqa: ANN202
         path = self.package_path(x)
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with torch.no_grad():
+            # atomic: a concurrent reader sees a whole package or none
+            with torch.no_grad(), atomic_output_path(path) as tmp:
                 exported = torch.export.export(self.module, (x,))
-                tmp = path.with_suffix(f".{os.getpid()}.tmp.pt2")
                 torch._inductor.aoti_compile_and_package(
                     exported, package_path=str(tmp), inductor_configs=dict(_INDUCTOR_CONFIGS)
                 )
-            os.replace(tmp, path)  # atomic: a concurrent reader sees a whole package or none
             self.compiled_shapes.append(tuple(x.shape))
         return torch._inductor.aoti_load_package(str(path))
 

@@ -26,6 +26,7 @@ from vov3d.engine.predict import (
     UsageError, add_model_arguments, load_task_model, resolve_class_names, run_main, view_spec,
 )
 from vov3d.engine.video_clips import SAMPLINGS, read_views
+from vov3d.utils.atomic import atomic_output_path
 
 OUTPUT_SUFFIXES = (".gif", ".mp4")
 
@@ -108,8 +109,7 @@ def _caption(images: np.ndarray, text: str) -> np.ndarray:
 
 def write_animation(path: Path, images: np.ndarray, fps: float = 8.0) -> None:
     """An animated GIF (Pillow) or MP4 (PyAV, H.264 or MPEG-4 Part 2) of uint8 (T, H, W, 3) images, written atomically."""
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-    try:
+    with atomic_output_path(path) as tmp:
         if path.suffix.lower() == ".gif":
             from PIL import Image
 
@@ -131,10 +131,6 @@ def write_animation(path: Path, images: np.ndarray, fps: float = 8.0) -> None:
                         container.mux(packet)
                 for packet in stream.encode():
                     container.mux(packet)
-        tmp.replace(path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_strip(path: Path, frames: np.ndarray, overlay: np.ndarray, max_frames: int = 8) -> None:
@@ -143,9 +139,8 @@ def write_strip(path: Path, frames: np.ndarray, overlay: np.ndarray, max_frames:
 
     pick = np.unique(np.linspace(0, len(frames) - 1, min(max_frames, len(frames))).round().astype(int))
     top, bottom = np.concatenate(list(frames[pick]), axis=1), np.concatenate(list(overlay[pick]), axis=1)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    Image.fromarray(np.concatenate([top, bottom], axis=0)).save(tmp)
-    tmp.replace(path)
+    with atomic_output_path(path) as tmp:
+        Image.fromarray(np.concatenate([top, bottom], axis=0)).save(tmp)
 
 
 # ---------------------------------------------------------------------------------- command line

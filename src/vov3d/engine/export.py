@@ -17,7 +17,6 @@ import argparse
 import copy
 import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -27,6 +26,7 @@ import torch
 from torch import nn
 
 from vov3d.engine.predict import UsageError, add_model_arguments, load_task_model, run_main
+from vov3d.utils.atomic import atomic_output_path
 
 FORMATS = ("onnx", "torchscript")
 INSTALL_HINT = "pip install 'vov3d[export]' (or: pip install onnx onnxruntime)"
@@ -119,10 +119,7 @@ def export_model(model: nn.Module, out: str | os.PathLike, fmt: str, frames: int
     generator = torch.Generator().manual_seed(seed)
     example = torch.randn(1, 3, frames, size, size, generator=generator)
     check = torch.randn(2, 3, frames, size, size, generator=generator)  # another clip, another batch size
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_output_path(out) as tmp:
         if fmt == "onnx":
             export_onnx(module, example, tmp, opset)
             got = run_onnx(tmp, check)
@@ -133,13 +130,6 @@ def export_model(model: nn.Module, out: str | os.PathLike, fmt: str, frames: int
             want = module(check)
         diff = float((got.float() - want).abs().max())
         scale = float(want.abs().max())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it private
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return {"path": str(out), "format": fmt, "max_abs_diff": diff, "max_abs_output": scale,
             "check_shape": tuple(check.shape),
             "bytes": out.stat().st_size}

@@ -22,6 +22,7 @@ import threading
 import warnings
 from pathlib import Path
 
+from vov3d.utils.atomic import atomic_output_path
 from vov3d.utils.cpu_features import cpu_id
 
 CSRC = Path(__file__).with_name("csrc")
@@ -130,14 +131,11 @@ def _build(cache_dir: Path) -> ctypes.CDLL:
     assert cc is not None  # library_unavailable checked it
     path = library_path(cache_dir, cc)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.so")
         sources = [str(f) for f in SOURCES]
-        result = subprocess.run([cc, *CFLAGS, *sources, "-o", str(tmp), "-lm"], capture_output=True, text=True)
-        if result.returncode != 0:
-            tmp.unlink(missing_ok=True)
-            raise RuntimeError(f"{cc} failed on {' '.join(sources)}:\n{result.stderr.strip()}")
-        os.replace(tmp, path)  # atomic: a concurrent process sees a whole library or none
+        with atomic_output_path(path) as tmp:  # a concurrent process sees a whole library or none
+            result = subprocess.run([cc, *CFLAGS, *sources, "-o", str(tmp), "-lm"], capture_output=True, text=True)
+            if result.returncode != 0:
+                raise RuntimeError(f"{cc} failed on {' '.join(sources)}:\n{result.stderr.strip()}")
     lib = ctypes.CDLL(str(path))
     lib.__deepcopy__ = lambda memo: lib  # one library per process: modules holding it can be deep-copied
     _declare(lib)
