@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--crops", type=int, default=3, choices=(1, 3), help="spatial crops a test view")
     train.add_argument("--workers", type=int, default=1, help="data loader workers")
     train.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    train.add_argument("--backend", default="auto", choices=("auto", "kernels", "channels_last", "eager"),
+                       help="training step (vov3d.accel.prepare_for_training; default: auto)")
     train.add_argument("--seed", type=int, default=0)
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS), help="arms to run, in order")
     parser.add_argument("--json", default=None, help="write the rows here as JSON lines")
@@ -128,7 +130,7 @@ def train_arm(arm: Arm, args: argparse.Namespace, loader, steps: int) -> tuple[t
     """Train a fresh model for `steps` steps; returns the pure model (trained weights) and the seconds spent."""
     torch.manual_seed(args.seed)
     model = create_model(arm.model, num_classes=NUM_CLASSES, dropout=0.0)
-    runner = prepare_for_training(model)
+    runner = prepare_for_training(model, backend=args.backend)
     runner.train()
     optimizer = build_optimizer(runner, method="adamw", lr=args.lr, weight_decay=args.weight_decay)
     schedule = LRSchedule("cosine", args.lr, max_epoch=float(steps), warmup_epochs=0.05 * steps,
@@ -206,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} "
           f"torch threads, load average {os.getloadavg()[0]:.1f}; torch {torch.__version__}", flush=True)
     print(f"clips: {params.num_frames} frames every {params.sampling_rate} at {args.size}x{args.size}, batch "
-          f"{args.batch_size}, {steps_per_epoch} steps an epoch; test: {len(test_set) // test_set.views_per_video} "
+          f"{args.batch_size}, {steps_per_epoch} steps an epoch, training backend {args.backend}; test: {len(test_set) // test_set.views_per_video} "
           f"videos x {test_set.views_per_video} views", flush=True)
     rows: list[dict[str, Any]] = []
     seconds_per_arm: dict[str, float] = {}

@@ -198,3 +198,29 @@ def test_model_info_logs_params_and_gflops(tiny, tmp_path, caplog):
     line = caplog.records[-1].getMessage()
     assert line.startswith("model vov3d_m: 3.01M params") and "GFLOPs" in line and "4x32²" in line
     assert float(line.split("params, ")[1].split()[0]) > 0
+
+
+@pytest.mark.parametrize("backend", ["eager", "channels_last", "kernels"])
+def test_train_backend_picks_the_step_and_keeps_the_models_parameters(backend):
+    from vov3d.accel import BackendUnavailable
+    from vov3d.accel.channels_last import ChannelsLastNetwork
+    from vov3d.config import load_config
+    from vov3d.engine.trainer import build_train_model
+    from vov3d.models import create_model
+
+    cfg = load_config(None, ["TRAIN.BACKEND", backend])  # the config accepts every CPU step by name
+    model = create_model("vov3d_m", num_classes=4, num_frames=4, train_crop_size=32, dropout=0.0)
+    try:
+        runner = build_train_model(model, torch.device("cpu"), cfg.TRAIN.BACKEND, False, True)
+    except BackendUnavailable as error:  # kernels: no C compiler here
+        pytest.skip(str(error))
+    if backend == "eager":
+        assert runner is model
+    else:
+        assert isinstance(runner, ChannelsLastNetwork)
+        assert (runner.lib is None) == (backend == "channels_last")
+    assert list(runner.state_dict()) == list(model.state_dict())
+    x = torch.randn(2, 3, 4, 32, 32)
+    runner.train()
+    torch.nn.functional.cross_entropy(runner(x), torch.tensor([0, 3])).backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)

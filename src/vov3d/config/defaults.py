@@ -66,7 +66,7 @@ _C.TRAIN.CHECKPOINT_ITER_PERIOD = 0
 # Ours: fine-tuning loads the tensors whose names and shapes fit and leaves the rest fresh, as the
 # original did silently; False = only a classifier of another size may differ.
 _C.TRAIN.FINETUNE_LOAD_WHAT_FITS = False
-# Ours: training step implementation: auto | kernels | compiled | eager (vov3d.accel).
+# Ours: training step implementation on a CPU: auto | kernels | channels_last | compiled | eager (vov3d.accel).
 _C.TRAIN.BACKEND = "auto"
 # Ours: auto (bf16 where supported on a GPU, else fp16 with a scaler; off on a CPU) | off | bf16 | fp16.
 _C.TRAIN.MIXED_PRECISION = "auto"

@@ -181,7 +181,7 @@ def build_train_model(model: nn.Module, device: torch.device, backend: str, comp
                       channels_last: bool) -> nn.Module:
     """The module the training step runs (its parameters are ``model``'s).
 
-    CPU: ``vov3d.accel.prepare_for_training`` (TRAIN.BACKEND auto|kernels), ``torch.compile`` of the
+    CPU: ``vov3d.accel.prepare_for_training`` (TRAIN.BACKEND auto|kernels|channels_last), ``torch.compile`` of the
     plain model (compiled) or the plain model (eager). GPU: the plain model, channels_last_3d if asked
     (TRAIN.CHANNELS_LAST), ``torch.compile`` if TRAIN.COMPILE.
     """
@@ -192,7 +192,7 @@ def build_train_model(model: nn.Module, device: torch.device, backend: str, comp
             return torch.compile(model)
         from vov3d.accel import prepare_for_training
 
-        return prepare_for_training(model, backend=backend)  # auto | kernels
+        return prepare_for_training(model, backend=backend)  # auto | kernels | channels_last
     if channels_last:
         model.to(memory_format=torch.channels_last_3d)
     return torch.compile(model) if compile_model else model
@@ -422,7 +422,7 @@ def setup(cfg: Any) -> Run:
         scaler.load_state_dict(start.scaler_state)
     channels_last = bool(cfg.TRAIN.get("CHANNELS_LAST", True))
     backend = str(cfg.TRAIN.get("BACKEND", "auto"))
-    if sync_bn and device.type == "cpu" and backend in ("auto", "kernels"):
+    if sync_bn and device.type == "cpu" and backend in ("auto", "kernels", "channels_last"):
         # the prepared step's batch-norm kernels use this process's batch statistics only
         logger.info("BN.NORM_TYPE sync_batchnorm: the CPU step runs the eager model (TRAIN.BACKEND %s ignored)", backend)
         backend = "eager"
