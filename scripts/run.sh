@@ -5,7 +5,7 @@
 # top-1, top-5, per-class accuracy, time, and the paths of the checkpoint, log, plots and predictions.
 #   VOV3D_DATA        where the dataset goes     (default: data/synth_easy in the repository root)
 #   VOV3D_OUTPUT      the engine's OUTPUT_DIR    (default: output/Synthetic/demo_vov3d_M)
-#   VOV3D_NUM_TRAIN, VOV3D_NUM_VAL, VOV3D_NUM_TEST   videos per split (default: 2400, 120, 240)
+#   VOV3D_NUM_TRAIN, VOV3D_NUM_VAL, VOV3D_NUM_TEST   videos per split (default: 10800, 120, 240)
 #   VOV3D_SKIP_SETUP  1: use the environment as it is (do not run scripts/setup.sh)
 # Extra arguments are KEY VALUE overrides for the engine, e.g. `bash scripts/run.sh SOLVER.MAX_EPOCH 4`.
 # A second run resumes from the last checkpoint (TRAIN.AUTO_RESUME); remove VOV3D_OUTPUT to train again.
@@ -15,7 +15,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin="${VOV3D_VENV:-$root/.venv}/bin"
 data="${VOV3D_DATA:-$root/data/synth_easy}"
 out="${VOV3D_OUTPUT:-$root/output/Synthetic/demo_vov3d_M}"
-sizes="${VOV3D_NUM_TRAIN:-2400} ${VOV3D_NUM_VAL:-120} ${VOV3D_NUM_TEST:-240}"
+sizes="${VOV3D_NUM_TRAIN:-10800} ${VOV3D_NUM_VAL:-120} ${VOV3D_NUM_TEST:-240}"
 cfg="$root/configs/Synthetic/demo_vov3d_M.yaml"
 started=$(date +%s)
 
@@ -66,7 +66,7 @@ checkpoints = sorted((out / "checkpoints").glob("*.pyth"))
 rows = [
     ("top-1 (test_final)", f"{final.get('top1_acc', '?')} %"),
     ("top-5 (test_final)", f"{final.get('top5_acc', '?')} %"),
-    ("time", f"{job_seconds} s training + testing, {data_seconds} s set-up and data"),
+    ("time", f"{data_seconds + job_seconds} s after set-up: dataset {data_seconds} s, training + testing {job_seconds} s"),
     ("checkpoint", str(checkpoints[-1]) if checkpoints else "?"),
     ("log", str(log)),
     ("plots", f"{out / 'training_curves.png'}  {out / 'confusion_matrix.png'}"),
