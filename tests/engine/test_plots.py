@@ -42,6 +42,16 @@ def test_training_curves_png(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["training_curves.png"]
 
 
+def test_training_curves_draw_the_iterations_in_grey_only_when_given(tmp_path):
+    grey = (127, 127, 127)  # matplotlib's tab:gray
+    iterations = [{"epoch": i / 4, "loss": 2.5 - i / 10, "lr": 0.01 * i, "train_top1_err": 95.0 - 2 * i} for i in range(1, 17)]
+    with_points, without = tmp_path / "with.png", tmp_path / "without.png"
+    plot_training_curves(HISTORY, with_points, iterations)
+    plot_training_curves(HISTORY, without)
+    counts = [(np.abs(_open_png(p).astype(int) - grey).sum(axis=2) < 10).sum() for p in (with_points, without)]
+    assert counts[0] > counts[1] + 80  # (text and antialiased edges have some grey pixels too)
+
+
 def test_training_curves_without_validation_has_no_orange(tmp_path):
     path = tmp_path / "c.png"
     plot_training_curves([{k: v for k, v in e.items() if not k.startswith("val")} for e in HISTORY], path)

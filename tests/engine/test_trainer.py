@@ -48,6 +48,12 @@ def test_train_writes_checkpoints_config_stats_and_curves(tiny, tmp_path):
 
     assert iters[0]["lr"] == pytest.approx(0.05 * (math.cos(math.pi * 0.25 / 2) + 1) / 2, abs=1e-5)
     assert summary["history"][-1]["val_top1_err"] == pytest.approx(val[0]["top1_err"], abs=1e-4)
+    # the curves' iteration points (every LOG_PERIOD) are the train_iter lines, at fractional epochs, and
+    # travel in the checkpoint so that a resumed run draws the whole course
+    points = obj["train_state"]["iteration_history"]
+    assert [p["epoch"] for p in points] == [0.5, 1.0, 1.5, 2.0]
+    assert [p["loss"] for p in points] == pytest.approx([d["loss"] for d in iters], abs=1e-4)
+    assert [p["lr"] for p in points] == pytest.approx([d["lr"] for d in iters], abs=1e-5)  # the log rounds
 
 
 def test_resume_after_the_last_epoch_trains_nothing_more(tiny, tmp_path):

@@ -38,22 +38,35 @@ def _series(history: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float]
     return xs, ys
 
 
-def plot_training_curves(history: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> None:
+ITERATION_COLOUR = "tab:gray"
+
+
+def plot_training_curves(history: Sequence[Mapping[str, Any]], path: str | os.PathLike[str],
+                         iterations: Sequence[Mapping[str, Any]] = ()) -> None:
     """One PNG with three panels per epoch: loss, top-1 (train and val), learning rate.
 
     ``history`` has one dict per epoch with ``epoch`` (1-based; the position when absent),
     ``loss``, ``lr``, ``train_top1_err`` and, on evaluated epochs, ``val_top1_err`` (errors in %,
     spec §9.6); ``train_top1_acc``/``val_top1_acc`` are drawn instead when given. Missing or
     non-finite values are skipped, so validation points appear only where it ran.
+    ``iterations``: the same keys (``epoch`` fractional: 1.0 is the end of the first epoch) logged
+    every LOG_PERIOD iterations, drawn as thin grey lines under the epochs' points, so that a run of
+    few epochs still shows its course.
     """
     if not history:
         raise ValueError("no epochs to plot: the training history is empty")
     figure = Figure(figsize=(12, 3.6))
     loss_ax, top1_ax, lr_ax = figure.subplots(1, 3)
+    metric = "acc" if any(f"{s}_top1_acc" in e for e in history for s in ("train", "val")) else "err"
+    for ax, key in ((loss_ax, "loss"), (top1_ax, f"train_top1_{metric}"), (lr_ax, "lr")):
+        xs, ys = _series(iterations, key)
+        if xs:
+            ax.plot(xs, ys, linewidth=0.8, color=ITERATION_COLOUR, label="train, by iteration")
     xs, ys = _series(history, "loss")
     loss_ax.plot(xs, ys, marker="o", markersize=3, color="tab:blue", label="train")
     loss_ax.set(title="loss", xlabel="epoch")
-    metric = "acc" if any(f"{s}_top1_acc" in e for e in history for s in ("train", "val")) else "err"
+    if len(loss_ax.lines) > 1:
+        loss_ax.legend()
     for split, color in (("train", "tab:blue"), ("val", "tab:orange")):
         xs, ys = _series(history, f"{split}_top1_{metric}")
         if xs:

@@ -350,6 +350,7 @@ class Run:
     num_classes: int
     output_dir: Path
     history: list[dict[str, Any]] = field(default_factory=list)
+    iteration_history: list[dict[str, Any]] = field(default_factory=list)  # every LOG_PERIOD iterations
     best: dict[str, float] = field(default_factory=dict)
     last_checkpoint: str = ""
     writer: Any = None
@@ -456,6 +457,7 @@ def setup(cfg: Any) -> Run:
               mixup_generator=mixup_generator)
     state = start.train_state
     run.history = list(state.get("history", []))
+    run.iteration_history = list(state.get("iteration_history", []))
     run.best = dict(state.get("best", {}))
     if start.resumed:
         run.last_checkpoint = start.source
@@ -496,6 +498,7 @@ def _train_state(run: Run, epoch: int, iters_done: int, meter: EpochMeter | None
                  rng_by_rank: list[tuple[torch.Tensor, torch.Tensor | None]] | None = None) -> dict[str, Any]:
     state: dict[str, Any] = {
         "epoch": epoch, "iter": iters_done, "history": run.history, "best": run.best,
+        "iteration_history": run.iteration_history,
         "torch_rng": torch.get_rng_state(), "clips_per_iteration": _clips_per_iteration(run),
         "rng_seed": int(run.cfg.RNG_SEED),
     }
@@ -630,6 +633,8 @@ def train_epoch(run: Run, epoch: int, start_iter: int = 0, meter: EpochMeter | N
                     "eta": _eta(progress, run, epoch), "loss": loss_m, "lr": lr,
                     "top1_err": top1_m, "top5_err": top5_m, "gpu_mem": _memory_stats(run.device)["gpu_mem"],
                 })
+                run.iteration_history.append({"epoch": epoch + (it + 1) / n_iters, "loss": loss_m, "lr": lr,
+                                              "train_top1_err": top1_m})
                 if run.writer is not None:
                     global_step = epoch * n_iters + it + 1
                     run.writer.add_scalar("Train/loss", loss_m, global_step)
@@ -838,7 +843,7 @@ def _train_epochs(run: Run, cfg: Any, output_dir: Path, progress: bool) -> dict[
         from vov3d.engine.plots import plot_training_curves
 
         path = output_dir / "training_curves.png"
-        plot_training_curves(run.history, path)
+        plot_training_curves(run.history, path, run.iteration_history)
         summary["curves"] = str(path)
     if total_failures:
         logger.warning("training finished; %d bad training sample(s) were skipped and replaced (see the log)",
