@@ -118,6 +118,7 @@ def test_prepare_for_training_refuses_kernels_for_other_dtypes():
 
 
 def test_prepare_for_training_without_a_compiler_says_why_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(prepare, "has_avx512", lambda: True)  # where "auto" would run the kernels
     monkeypatch.delenv("CC", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))  # no cc, gcc or clang to be found
     monkeypatch.setattr(prepare, "_warned", set())

@@ -13,9 +13,12 @@ Backends (one word each, the same in both functions where both have it):
   (``CompiledRunner``); the first call with each new input shape compiles (minutes on 2 cores), cached on disk.
 * ``"eager"``: the module tree as it is defined. Inference: BN folded, weights and inputs in
   ``channels_last_3d``; training: the model itself, unchanged. Any model, any device (the choice on a GPU).
-* ``"auto"`` (the default): ``"kernels"`` where they run; else, for inference, ``"channels_last"`` in
-  bfloat16 and ``"eager"`` in float32, and for training ``"channels_last"`` for a VoV3D or X3D on the CPU
-  and ``"eager"`` otherwise. When ``"auto"`` passes over the kernels on a CPU it warns once, saying why.
+* ``"auto"`` (the default): ``"kernels"`` where they run and the CPU has AVX-512; else, for inference,
+  ``"channels_last"`` in bfloat16 and ``"eager"`` in float32, and for training ``"channels_last"`` for a VoV3D
+  or X3D on the CPU and ``"eager"`` otherwise. The kernels are written for AVX-512: on an AVX2-only CPU they
+  measured 11-15x slower than ``"eager"`` at inference and 3x slower than ``"channels_last"`` in training
+  (docs/performance.md), so ``"auto"`` passes over them there, silently. When it passes over them on an
+  AVX-512 CPU (no compiler, the model, the dtype) it warns once, saying why.
 
 A backend asked for by name that cannot run here raises ``BackendUnavailable``, whose message says why (no C
 compiler, no AVX512_BF16, the model's type, device or dtype).
@@ -40,6 +43,7 @@ from vov3d.accel.kernel_network import KernelNetwork, kernel_network_unsupported
 from vov3d.models.network import VideoClassifier, single_pathway
 from vov3d.models.stem import X3DStem
 from vov3d.ops.library import has_bf16, library_error, library_unavailable, load_library
+from vov3d.utils.cpu_features import has_avx512
 
 InferenceBackend = Literal["auto", "kernels", "channels_last", "compiled", "eager"]
 TrainingBackend = Literal["auto", "kernels", "channels_last", "eager"]
@@ -153,6 +157,11 @@ def _inference_kernels_unavailable(
     return lib, reason
 
 
+def _torch_ops_backend(folded: nn.Module, dtype: torch.dtype) -> str:
+    """What ``"auto"`` runs without the kernels: the channels-last network in bfloat16, the folded tree in float32."""
+    return "channels_last" if dtype != torch.float32 and _channels_last_unsupported(folded) is None else "eager"
+
+
 def prepare_for_inference(
     model: nn.Module,
     backend: InferenceBackend = "auto",
@@ -186,6 +195,8 @@ def prepare_for_inference(
     fold_batchnorms(folded)
     # Also for the kernels and the channels-last network: oneDNN takes the 1x3x3 and 3x3x3 weights as they are.
     folded = folded.to(memory_format=torch.channels_last_3d)
+    if backend == "auto" and not has_avx512():  # the kernels are slower than torch ops here (module docstring)
+        backend = _torch_ops_backend(folded, dtype)
     if backend in ("auto", "kernels"):
         lib, reason = _inference_kernels_unavailable(folded, dtype, cache_dir)
         if lib is not None:
@@ -195,7 +206,7 @@ def prepare_for_inference(
         on_cpu = all(p.device.type == "cpu" for p in folded.parameters())
         if on_cpu and kernel_network_unsupported(folded) is None:  # a model the kernels run, on a host without
             _warn_once(f"vov3d: the kernels cannot run here ({reason}); using torch ops instead")
-        backend = "channels_last" if dtype != torch.float32 and _channels_last_unsupported(folded) is None else "eager"
+        backend = _torch_ops_backend(folded, dtype)
     if backend in ("channels_last", "compiled"):
         reason = _channels_last_unsupported(folded)
         if reason is not None:
@@ -237,6 +248,8 @@ def prepare_for_training(
     params = list(model.parameters())
     on_cpu = all(p.device.type == "cpu" for p in params)
     cpu_float32 = on_cpu and all(p.dtype == torch.float32 for p in params)
+    if backend == "auto" and not has_avx512():  # the kernels are slower than torch ops here (module docstring)
+        backend = "channels_last" if on_cpu and shape_reason is None else "eager"
     if backend in ("auto", "kernels"):
         if shape_reason is not None:
             reason: str | None = shape_reason

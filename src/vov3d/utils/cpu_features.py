@@ -31,6 +31,11 @@ def cpu_flags() -> frozenset[str]:
     return frozenset(line.partition(":")[2].split()) if line else frozenset()
 
 
+def has_avx512() -> bool:
+    """Whether this CPU has AVX-512 (``avx512f``), the vector width vov3d's kernels are written for."""
+    return "avx512f" in cpu_flags()
+
+
 def has_bf16_arithmetic() -> bool:
     """Whether this CPU has bfloat16 arithmetic (AVX512_BF16 or AMX) that oneDNN and vov3d's kernels use."""
     return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
