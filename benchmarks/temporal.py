@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from vov3d.accel import prepare_for_training
+from vov3d.accel.prepare import TRAINING_BACKENDS
 from vov3d.data import ClipParams, build_dataset, build_loader, set_epoch
 from vov3d.data.synth import LEVEL_NAMES, NUM_CLASSES, generate_dataset
 from vov3d.engine.ensemble import ViewEnsemble
@@ -73,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--crops", type=int, default=3, choices=(1, 3), help="spatial crops a test view")
     train.add_argument("--workers", type=int, default=1, help="data loader workers")
     train.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    train.add_argument("--backend", default="auto", choices=("auto", "kernels", "channels_last", "eager"),
+    train.add_argument("--backend", default="auto", choices=TRAINING_BACKENDS,
                        help="training step (vov3d.accel.prepare_for_training; default: auto)")
     train.add_argument("--seed", type=int, default=0)
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS), help="arms to run, in order")

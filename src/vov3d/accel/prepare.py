@@ -248,8 +248,9 @@ def prepare_for_training(
     params = list(model.parameters())
     on_cpu = all(p.device.type == "cpu" for p in params)
     cpu_float32 = on_cpu and all(p.dtype == torch.float32 for p in params)
+    torch_ops_backend = "channels_last" if on_cpu and shape_reason is None else "eager"  # "auto" without the kernels
     if backend == "auto" and not has_avx512():  # the kernels are slower than torch ops here (module docstring)
-        backend = "channels_last" if on_cpu and shape_reason is None else "eager"
+        backend = torch_ops_backend
     if backend in ("auto", "kernels"):
         if shape_reason is not None:
             reason: str | None = shape_reason
@@ -264,7 +265,7 @@ def prepare_for_training(
             raise BackendUnavailable(f"prepare_for_training: backend='kernels' cannot run here: {reason}")
         if cpu_float32 and shape_reason is None:
             _warn_once(f"vov3d: the training kernels cannot run here ({reason}); using torch ops instead")
-        backend = "channels_last" if on_cpu and shape_reason is None else "eager"
+        backend = torch_ops_backend
     if backend == "channels_last":
         if shape_reason is not None:
             raise BackendUnavailable(f"prepare_for_training: backend='channels_last' cannot run this model: "
