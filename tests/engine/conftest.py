@@ -67,14 +67,22 @@ LOG_MODEL_INFO: False
 """
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(autouse=True, scope="module")
 def one_thread():
-    """One torch thread here and in child processes: with the cores shared, more threads spin."""
-    before = torch.get_num_threads()
+    """One torch thread here and in child processes: with the cores shared, more threads spin.
+
+    Module-scoped and undone after each module, so that tests outside tests/engine that run after
+    these (in whatever order pytest is given) see the thread count they would see alone.
+    """
+    before, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
     torch.set_num_threads(1)
     os.environ["OMP_NUM_THREADS"] = "1"
     yield
     torch.set_num_threads(before)
+    if env is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
+    else:
+        os.environ["OMP_NUM_THREADS"] = env
 
 
 @pytest.fixture(scope="session")
