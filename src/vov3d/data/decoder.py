@@ -150,7 +150,7 @@ class VideoReader:
         limits = self._start_pts + (times[order] + half) / tb
         seek_pts = int(self._start_pts + times[order[0]] / tb)
         picked = self._pick(limits, seek_pts)
-        if picked is None:  # the seek overshot the first wanted frame: decode from the start
+        if picked is None:  # the seek overshot the first wanted frame or decoded nothing: decode from the start
             try:
                 self._container.seek(0, stream=self._stream, backward=True, any_frame=False)
             except av.error.FFmpegError as err:
@@ -173,7 +173,8 @@ class VideoReader:
         """Decode from `seek_pts` and take, for each sorted limit, the last frame with pts <= limit.
 
         Returns (arrays in the order of `limits`, time of the last decoded frame), or None if a
-        seek landed after the first wanted frame.
+        seek landed after the first wanted frame or nothing could be decoded after it (an MPEG-TS
+        file whose codec headers come only at its start, for one).
         """
         if seek_pts is not None and seek_pts > self._start_pts:
             try:
@@ -204,6 +205,8 @@ class VideoReader:
                 break
             prev, prev_array = frame, None
         if last_pts is None:
+            if seek_pts is not None:  # nothing decodable after the seek (e.g. stream headers only at the start)
+                return None
             raise MediaError(self.path, "no frame could be decoded")
         if len(out) < n:
             if prev_array is None:
