@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from media_files import write_kinetics, write_video
 from vov3d.data import Kinetics, build_loader, count_failures, set_epoch
@@ -82,23 +84,28 @@ def test_distributed_ranks_split_the_data(same_video_dataset, small_params):
 
 
 class GlobalRandom(Dataset):
-    """Uses the global NumPy generator, as third-party transforms do."""
+    """Uses the global NumPy and Python generators, as third-party transforms do."""
 
     def __len__(self):
         return 4
 
     def __getitem__(self, key):
-        return np.random.random()
+        return np.random.random(), random.random()
 
 
 def test_workers_reseed_global_generators_per_worker_and_epoch():
+    def draws(loader):
+        return [tuple(float(v) for v in batch) for batch in loader]
+
     loader = build_loader(GlobalRandom(), 1, shuffle=False, drop_last=False, num_workers=2, seed=0)
-    epoch0 = [float(x) for x in loader]
-    epoch1 = [float(x) for x in loader]
-    again = [float(x) for x in build_loader(GlobalRandom(), 1, shuffle=False, drop_last=False, num_workers=2, seed=0)]
-    # workers 0 and 1 take items 0,2 and 1,3: in the original their streams were identical
-    assert epoch0[0] != epoch0[1] and epoch0[2] != epoch0[3]
-    assert epoch0 != epoch1
+    epoch0 = draws(loader)
+    epoch1 = draws(loader)
+    again = draws(build_loader(GlobalRandom(), 1, shuffle=False, drop_last=False, num_workers=2, seed=0))
+    # workers 0 and 1 take items 0,2 and 1,3: in the original their NumPy streams were identical (§11.17)
+    for generator in (0, 1):  # NumPy, Python
+        first, second = [d[generator] for d in epoch0], [d[generator] for d in epoch1]
+        assert first[0] != first[1] and first[2] != first[3]
+        assert set(first).isdisjoint(second)
     assert epoch0 == again
 
 
@@ -117,3 +124,69 @@ def test_count_failures_of_every_collated_form():
     assert count_failures({"failures": [1, 0, 4]}) == 5 and count_failures({"failures": (2, 2)}) == 4
     assert count_failures({"failures": 3}) == 3  # one item, not collated
     assert count_failures({"path": ["a"]}) == 0  # no failures key: nothing failed
+
+
+class Keys(Dataset):
+    """Returns the key the loader asks for: (epoch, index) from build_loader's sampler."""
+
+    def __len__(self):
+        return 6
+
+    def __getitem__(self, key):
+        return torch.tensor(key)
+
+
+def test_a_new_loader_is_at_epoch_0_and_each_epoch_reshuffles():
+    from vov3d.data.loader import EpochSampler
+
+    assert list(EpochSampler(DistributedSampler(Keys(), num_replicas=1, rank=0, shuffle=False)))[:2] == [(0, 0), (0, 1)]
+    loader = build_loader(Keys(), 6, shuffle=True, drop_last=False, seed=3)
+    (first,) = list(loader)
+    assert first[:, 0].tolist() == [0] * 6 and sorted(first[:, 1].tolist()) == list(range(6))
+    set_epoch(loader, 2)
+    (third,) = list(loader)
+    assert third[:, 0].tolist() == [2] * 6 and third[:, 1].tolist() != first[:, 1].tolist()
+    set_epoch(loader, 0)
+    assert torch.equal(next(iter(loader)), first)
+    orders = {seed: next(iter(build_loader(Keys(), 6, shuffle=True, drop_last=False, seed=seed)))[:, 1].tolist()
+              for seed in (0, 3)}
+    assert orders[3] == first[:, 1].tolist() and orders[0] != orders[3]
+
+
+def test_an_uneven_split_over_ranks_repeats_items_rather_than_dropping_any():
+    class Five(Keys):
+        def __len__(self):
+            return 5
+
+    seen = [[int(batch[0, 1]) for batch in build_loader(Five(), 1, shuffle=False, drop_last=False, distributed=True,
+                                                        num_replicas=2, rank=rank)]
+            for rank in range(2)]
+    assert len(seen[0]) == len(seen[1]) == 3 and set(seen[0] + seen[1]) == set(range(5))
+
+
+def test_set_epoch_reaches_the_sampler_and_dataset_of_a_loader_built_elsewhere():
+    class KeepsEpoch(Keys):
+        epoch = None
+
+        def set_epoch(self, epoch):
+            self.epoch = epoch
+
+    dataset = KeepsEpoch()
+    sampler = DistributedSampler(dataset, num_replicas=1, rank=0)
+    set_epoch(DataLoader(dataset, sampler=sampler), 5)
+    assert sampler.epoch == 5 and dataset.epoch == 5
+
+
+def test_build_loader_passes_its_options_to_the_data_loader():
+    def collate(items):
+        return items
+
+    default = build_loader(Keys(), 2, shuffle=False, drop_last=False)
+    assert (default.num_workers, default.pin_memory, default.persistent_workers) == (0, False, False)
+    assert len(list(default)) == 3
+    loader = build_loader(Keys(), 4, shuffle=False, drop_last=True, num_workers=1, persistent_workers=True,
+                          prefetch_factor=3, collate_fn=collate, pin_memory=True)
+    assert (loader.num_workers, loader.persistent_workers, loader.prefetch_factor) == (1, True, 3)
+    assert loader.collate_fn is collate and loader.pin_memory and loader.drop_last
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+        build_loader(Keys(), 0, shuffle=False, drop_last=False)

@@ -5,17 +5,17 @@
 * The sampler yields ``(epoch, index)`` pairs, so the dataset knows the epoch inside workers even
   with ``persistent_workers=True`` (a ``dataset.set_epoch`` in the main process would not reach
   them).
-* Workers seed Python's ``random``, NumPy's global generator and torch from the loader's
-  per-epoch, per-worker seed, for any third-party code that uses them; the original leaves them
-  repeated across workers and epochs (§11.17). Our datasets do not use global generators.
+* Worker processes: PyTorch (>= 1.9) seeds each one's ``random``, NumPy and torch generators from
+  a base seed drawn from the loader's generator every epoch, plus the worker id, so third-party code
+  that uses them gets new streams per worker and epoch. The original's streams repeated on the
+  PyTorch 1.6 it used (§11.17); no worker_init_fn is needed for this any more, and our datasets use
+  no global generator.
 """
 
 from __future__ import annotations
 
-import random
 from typing import Any, Callable, Iterator
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
@@ -38,13 +38,6 @@ class EpochSampler(Sampler):
 
     def __len__(self) -> int:
         return len(self.sampler)
-
-
-def seed_worker(worker_id: int) -> None:
-    """worker_init_fn: seed the global generators from the worker's torch seed."""
-    seed = torch.initial_seed() % 2**32  # base_seed (drawn per epoch from the loader's generator) + worker id
-    random.seed(seed)
-    np.random.seed(seed)
 
 
 def build_loader(
@@ -79,7 +72,6 @@ def build_loader(
     )
     kwargs: dict[str, Any] = {}
     if num_workers > 0:
-        kwargs["worker_init_fn"] = seed_worker
         kwargs["persistent_workers"] = persistent_workers
         if prefetch_factor is not None:
             kwargs["prefetch_factor"] = prefetch_factor
