@@ -98,16 +98,42 @@ def test_unreadable_files_name_the_file(tmp_path, kind):
         full = tmp_path / "full.pyth"
         vov3d.save_checkpoint(full, model)
         path.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
-        expected = "not a readable PyTorch checkpoint"
+        expected = "not a readable PyTorch checkpoint (truncated, corrupt or another format)"
     elif kind == "text":
         path.write_text("MODEL:\n  ARCH: vov3d\n")
-        expected = "not a readable PyTorch checkpoint"
+        expected = "not a readable PyTorch checkpoint (truncated, corrupt or another format)"
     else:
         torch.save([torch.zeros(1)], path)
-        expected = "expected a dict"
-    with pytest.raises(CheckpointError, match=expected) as err:
+        expected = "expected a dict (a state dict or {'model_state': ...}), got list"
+    with pytest.raises(CheckpointError) as err:
         vov3d.load_checkpoint(model, path)
-    assert str(path) in str(err.value)
+    message = str(err.value)
+    assert message.startswith(f"{path}: {expected}") and "\n" not in message
+    if kind != "list":  # then the first line of torch's own reason, not just an exception type
+        reason = message.split(f"{expected}: ", 1)[1]
+        assert len(reason) > 30 and " " in reason
+
+
+def test_a_file_that_would_run_code_when_unpickled_is_refused_unrun(tmp_path):
+    # torch.load(weights_only=True) unpickles tensors and plain containers only.
+    marker = tmp_path / "ran"
+
+    class Gadget:
+        def __reduce__(self):
+            return open, (str(marker), "w")
+
+    model = _Tiny()
+    path = tmp_path / "gadget.pyth"
+    torch.save({"model_state": model.state_dict(), "note": Gadget()}, path)
+    with pytest.raises(CheckpointError, match=r"gadget\.pyth: not a readable PyTorch checkpoint .*[Ww]eights.only"):
+        vov3d.load_checkpoint(model, path)
+    assert not marker.exists()
+
+
+def test_read_checkpoint_maps_the_tensors_where_asked(tmp_path):
+    torch.save({"model_state": _Tiny().state_dict()}, tmp_path / "f.pyth")
+    state = read_checkpoint(tmp_path / "f.pyth", map_location="meta")["model_state"]
+    assert {t.device.type for t in state.values()} == {"meta"}
 
 
 def test_missing_file_and_non_tensor_entries(tmp_path):
@@ -147,6 +173,31 @@ def test_a_file_with_missing_keys_is_refused_and_loads_nothing(tmp_path):
     loaded = model.state_dict()
     assert all(torch.equal(loaded[k], before[k]) for k in gone)
     assert all(torch.equal(loaded[k], state[k]) for k in state if k not in gone)
+
+
+def test_a_load_report_names_five_keys_of_each_kind_and_counts_the_rest():
+    from vov3d.checkpoint import LoadReport
+
+    keys = [f"k{i}" for i in range(7)]
+    report = LoadReport(
+        "f.pyth", loaded=3, missing=keys[:6], unexpected=keys[:5],
+        mismatched=[(k, (2, i), (3,)) for i, k in enumerate(keys)], skipped_classifier=["head.w"],
+    )
+    assert str(report).splitlines() == [
+        "f.pyth: 3 tensors fit the model",
+        "  classifier left at its initialisation: head.w",
+        "  6 missing from the file: k0, k1, k2, k3, k4 (and 1 more)",
+        "  5 unexpected in the file: k0, k1, k2, k3, k4",
+        "  shape mismatch k0: file [2, 0], model [3]",
+        "  shape mismatch k1: file [2, 1], model [3]",
+        "  shape mismatch k2: file [2, 2], model [3]",
+        "  shape mismatch k3: file [2, 3], model [3]",
+        "  shape mismatch k4: file [2, 4], model [3]",
+        "  ... and 2 more shape mismatches",
+    ]
+    report.mismatched = report.mismatched[:5]
+    assert str(report).splitlines()[-1] == "  shape mismatch k4: file [2, 4], model [3]"
+    assert LoadReport("g.pt", loaded=9).ok and str(LoadReport("g.pt", loaded=9)) == "g.pt: 9 tensors fit the model"
 
 
 def test_skipping_the_classifier_skips_nothing_else(tmp_path):
@@ -242,3 +293,71 @@ def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+class _Tiny(torch.nn.Module):
+    """A backbone tensor and a classifier under the original's name (head.projection)."""
+
+    def __init__(self, classes: int = 3):
+        super().__init__()
+        self.body = torch.nn.Linear(4, 4)
+        self.head = torch.nn.Module()
+        self.head.projection = torch.nn.Linear(4, classes)
+
+
+def test_weights_are_found_under_model_state_state_dict_or_at_the_top(tmp_path):
+    source = _Tiny()
+    for name, obj in [("slowfast", {"model_state": source.state_dict(), "epoch": 4}),
+                      ("lightning", {"state_dict": source.state_dict(), "epoch": 9}),
+                      ("bare", source.state_dict())]:
+        torch.save(obj, tmp_path / f"{name}.pt")
+        model = _Tiny()
+        report = vov3d.load_checkpoint(model, tmp_path / f"{name}.pt")
+        assert report.ok and report.loaded == 4 and report.source == str(tmp_path / f"{name}.pt")
+        assert _same(model.state_dict(), source.state_dict())
+        # the epoch is the original format's only: another program's epoch means something else
+        assert report.epoch == (4 if name == "slowfast" else None)
+    report = vov3d.load_checkpoint(_Tiny(), source.state_dict())
+    assert report.source == "state dict" and str(report) == "state dict: 4 tensors fit the model"
+
+
+def test_files_without_weights_are_refused_naming_the_file_and_their_keys(tmp_path):
+    for name, obj in [("empty", {}), ("empty_model_state", {"model_state": {}}), ("listed", {"state_dict": [1]})]:
+        torch.save(obj, tmp_path / f"{name}.pt")
+        with pytest.raises(CheckpointError) as err:
+            vov3d.load_checkpoint(_Tiny(), tmp_path / f"{name}.pt")
+        assert str(err.value) == (f"{tmp_path / name}.pt: no model weights found "
+                                  "(expected a 'model_state' dict or a state dict)")
+    nine = {f"k{i}": torch.zeros(1) for i in range(8)} | {"note": "hello"}
+    torch.save(nine, tmp_path / "odd.pt")
+    with pytest.raises(CheckpointError) as err:
+        vov3d.load_checkpoint(_Tiny(), tmp_path / "odd.pt")
+    assert str(err.value) == (f"{tmp_path / 'odd.pt'}: not a state dict: entry 'note' is a str, not a tensor "
+                              "(top-level keys: k0, k1, k2, k3, k4, k5, k6, k7)")
+    with pytest.raises(CheckpointError, match="^state dict: no model weights found"):
+        vov3d.load_checkpoint(_Tiny(), {})
+
+
+def test_a_classifier_missing_from_the_file_is_skipped_for_fine_tuning_and_hinted_otherwise(tmp_path, caplog):
+    source = _Tiny(classes=5)
+    headless = {k: v for k, v in source.state_dict().items() if not k.startswith("head.")}
+    model = _Tiny()
+    with caplog.at_level("WARNING", logger="vov3d.checkpoint"):
+        report = vov3d.load_checkpoint(model, headless, skip_mismatched_classifier=True)
+    assert report.ok and report.missing == [] and report.loaded == 2
+    assert report.skipped_classifier == ["head.projection.weight", "head.projection.bias"]
+    assert caplog.text == ""  # nothing went wrong: nothing to warn about
+    # strict, only the classifier differs: the message says how to fine-tune
+    with pytest.raises(CheckpointError) as err:
+        vov3d.load_checkpoint(_Tiny(), source.state_dict())
+    assert str(err.value).endswith(
+        "\n  (only the classifier differs: pass skip_mismatched_classifier=True to fine-tune)")
+    # strict, the backbone differs and no registered model has this layout: no hint at all
+    with pytest.raises(CheckpointError) as err:
+        vov3d.load_checkpoint(_Tiny(), headless | {"body.weight": torch.zeros(2, 2)})
+    assert str(err.value).endswith("model [4, 4]") and "(" not in str(err.value).splitlines()[-1]
+    # not strict: what fits is loaded and the rest is logged as a warning with the report
+    with caplog.at_level("WARNING", logger="vov3d.checkpoint"):
+        report = vov3d.load_checkpoint(model, headless, strict=False)
+    assert not report.ok and report.missing == ["head.projection.weight", "head.projection.bias"]
+    assert "loaded a checkpoint partially:\nstate dict: 2 tensors fit the model\n  2 missing from the file" in caplog.text

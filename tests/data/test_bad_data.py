@@ -149,3 +149,49 @@ def test_a_reported_bad_item_has_the_shape_of_its_split(broken_kinetics, small_p
     assert clip.shape == (3, 8, 40, 40) and not clip.any() and label == 1 and "not found" in meta["error"]
     test = Kinetics(broken_kinetics, "test", small_params)
     assert test[6][0].shape == (3, 8, 48, 48)
+
+
+def test_bad_samples_are_counted_once_each_and_logged_with_index_path_split_and_error(broken_kinetics, small_params,
+                                                                                       caplog):
+    ds = Kinetics(broken_kinetics, "test", small_params)
+    missing = str(broken_kinetics / "missing.mp4")
+    with caplog.at_level(logging.WARNING, logger="vov3d.data"):
+        _, _, _, meta = ds[6]  # the first view of missing.mp4
+    assert ds.failure_count == 1 and meta["error"] == f"{missing}: file not found"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"bad sample 6 ({missing}) in the test split: {missing}: file not found"]
+    caplog.clear()
+    train = Kinetics(broken_kinetics, "train", small_params)
+    with caplog.at_level(logging.WARNING, logger="vov3d.data"):
+        _, _, _, meta = train[(0, 1)]
+    assert train.failure_count == meta["failures"] == len(caplog.records)
+    assert caplog.records[0].getMessage() == (
+        f"bad sample 1 ({missing}) in the train split, replaced by another video: {missing}: file not found")
+    assert meta["error"].split(" | ")[0] == f"{missing}: file not found"
+    assert meta["error"].count(" | ") == meta["failures"] - 1
+
+
+def test_an_error_other_than_a_media_error_is_reported_with_the_path_and_its_type(broken_kinetics, small_params):
+    class Failing(Kinetics):
+        def load_frames(self, video, temporal, rng):
+            raise RuntimeError("the decoder ran out of memory")
+
+    ds = Failing(broken_kinetics, "test", small_params)
+    good = str(broken_kinetics / "good0.mp4")
+    assert ds[0][3]["error"] == f"{good}: RuntimeError: the decoder ran out of memory"
+    train = Failing(broken_kinetics, "train", small_params)
+    with pytest.raises(DataError) as err:
+        train[0]
+    lines = str(err.value).splitlines()
+    assert lines[0] == ("10 samples in a row failed in the train split (index 0); "
+                        "the data or the pipeline is broken. Errors:")
+    assert len(lines) == 11 and lines[1] == f"  {good}: RuntimeError: the decoder ran out of memory"
+
+
+def test_items_are_indexed_like_a_sequence(broken_kinetics, small_params):
+    ds = Kinetics(broken_kinetics, "test", small_params)
+    assert len(ds) == 30
+    assert ds[-1][2] == 29 and ds[-30][2] == 0 and torch.equal(ds[-1][0], ds[29][0])
+    for bad, shown in ((30, 30), (-31, -1)):  # a negative index counts from the end
+        with pytest.raises(IndexError, match=f"^index {shown} out of range for 30 items$"):
+            ds[bad]
