@@ -46,9 +46,10 @@ def test_params_and_on_error_are_passed_through(kinetics_dir, small_params):
     "fmt, version, source",
     [("ssv1", 1, "frames"), ("ssv2", 2, "frames"), ("ssv2-video", 2, "video")],
 )
-def test_something_formats(something_root, fmt, version, source):
+def test_something_formats(something_root, fmt, version, source, small_params):
     ds = build_dataset(fmt, something_root, "train")
-    assert type(ds) is SomethingSomething and ds.params == SOMETHING_PARAMS
+    assert type(ds) is SomethingSomething and ds.params == SOMETHING_PARAMS and ds.seed == 0
+    assert build_dataset(fmt, something_root, "train", params=small_params).params is small_params
     assert (ds.version, ds.source, ds.labels) == (version, source, [1])
     if source == "video":
         assert ds.videos[0].path == str(something_root / "videos" / "7.webm")

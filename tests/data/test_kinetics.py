@@ -148,3 +148,25 @@ def test_augmentation_is_seeded_by_seed_epoch_and_index(kinetics_dir, small_para
     assert torch.equal(b[2][0], a[(1, 2)][0])
     c = Kinetics(kinetics_dir, "train", small_params, seed=1)
     assert not torch.equal(a[2][0], c[2][0])
+
+
+def test_separator_and_class_count_reach_the_csv_reader_and_its_errors_are_exact(tmp_path, small_params, caplog):
+    (tmp_path / "train.csv").write_text("a b.mp4,3\n")
+    ds = Kinetics(tmp_path, "train", small_params, separator=",", num_classes=5)
+    assert [(v.path, v.label) for v in ds.videos] == [(str(tmp_path / "a b.mp4"), 3)]
+    (tmp_path / "train.csv").write_text("a.mp4,3\nb.mp4,7\n")
+    with pytest.raises(AnnotationError) as err:
+        Kinetics(tmp_path, "train", small_params, separator=",", num_classes=5)
+    assert str(err.value) == f"{tmp_path / 'train.csv'}:2: label 7 out of range [0, 5)"
+    for text, message in ((",3\n", "expected 'path,label', got ',3'"), ("a.mp4,-1\n", "label -1 out of range >= 0")):
+        (tmp_path / "train.csv").write_text(text)
+        with pytest.raises(AnnotationError) as err:
+            read_kinetics_csv(tmp_path / "train.csv", separator=",")
+        assert str(err.value) == f"{tmp_path / 'train.csv'}:1: {message}"
+    with pytest.raises(ValueError, match="^the path/label separator must not be empty$"):
+        read_kinetics_csv(tmp_path / "train.csv", separator="")
+    # the test split falls back to val.csv, and says so
+    (tmp_path / "val.csv").write_text("a.mp4 1\n")
+    with caplog.at_level("INFO", logger="vov3d.data"):
+        assert Kinetics(tmp_path, "test", small_params).annotation_file == tmp_path / "val.csv"
+    assert f"{tmp_path / 'test.csv'} not found; testing on {tmp_path / 'val.csv'}" in caplog.text

@@ -62,3 +62,13 @@ def test_replace_changes_one_field_and_refuses_unknown_ones():
     assert p.num_frames == 8 and p.replace(num_frames=16) == KINETICS_PARAMS
     with pytest.raises(TypeError, match=r"unknown ClipParams fields: \['num_frame'\]"):
         KINETICS_PARAMS.replace(num_frame=8)
+
+
+def test_the_smallest_allowed_values_are_accepted_and_problems_are_joined_by_semicolons():
+    small = ClipParams(num_frames=1, sampling_rate=1, target_fps=0.5, train_jitter_scales=(1, 1),
+                       train_crop_size=1, test_crop_size=1, num_ensemble_views=1, num_spatial_crops=1)
+    assert small.train_jitter_scales == (1, 1) and small.target_fps == 0.5
+    with pytest.raises(ValueError) as err:
+        ClipParams(num_frames=0, target_fps=0)
+    assert str(err.value) == ("invalid ClipParams: num_frames must be a positive int, got 0; "
+                              "target_fps must be > 0, got 0")

@@ -117,3 +117,30 @@ def test_view_of_copy():
     # one crop: the centre (the original uses 0 = top/left for Something-Something)
     assert [sampling.view_of_copy(k, 1) for k in range(3)] == [(0, 1), (1, 1), (2, 1)]
     assert math.isclose(sampling.clip_length(1, 1, 1, 1), 1)
+
+
+def test_view_of_copy_with_two_crops_and_bad_copies():
+    assert [sampling.view_of_copy(k, 2) for k in range(4)] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    for copy, crops in ((-1, 3), (0, 0), (-2, 0)):
+        with pytest.raises(ValueError, match=rf"^bad test copy {copy} / crops {crops}$"):
+            sampling.view_of_copy(copy, crops)
+
+
+def test_indices_are_clamped_to_the_video_and_a_one_frame_video_is_enough():
+    assert sampling.linspace_indices(0.0, 7.0, 4, 1).tolist() == [0, 0, 0, 0]
+    assert sampling.linspace_indices(-2.0, 10.0, 4, 6).tolist() == [0, 2, 5, 5]  # clamped to [0, 5]
+    assert sampling.segment_indices(1, 4, 0).tolist() == [0, 0, 0, 0]
+    for call in (lambda: sampling.linspace_indices(0.0, 3.0, 4, 0), lambda: sampling.segment_bounds(0, 8)):
+        with pytest.raises(ValueError, match="^a video needs at least one frame$"):
+            call()
+
+
+def test_view_errors_say_what_was_wrong():
+    for call in (lambda: sampling.clip_start_end(100, 50.0, sampling.RANDOM, 1),
+                 lambda: sampling.segment_indices(6, 4, sampling.RANDOM)):
+        with pytest.raises(ValueError, match="^a random view needs a numpy Generator$"):
+            call()
+    for call in (lambda: sampling.clip_start_end(100, 50.0, 2, 2), lambda: sampling.segment_indices(6, 4, 2, 2)):
+        with pytest.raises(ValueError, match="^temporal view 2 out of range for 2 views$"):
+            call()
+    assert sampling.clip_start_end(100, 50.0, 1, 2) == (25.0, 74.0)  # the last view is in range

@@ -164,3 +164,12 @@ def test_random_crop_needs_both_sides_at_least_the_crop():
         with pytest.raises(ValueError, match=r"cannot crop 48x48 from a \d+x\d+ clip"):
             transforms.random_crop(torch.zeros(shape), 48, rng)
     assert transforms.random_crop(torch.zeros(3, 2, 48, 48), 48, rng).shape == (3, 2, 48, 48)
+
+
+def test_a_square_frame_is_cropped_as_a_landscape_one_and_bad_crops_are_refused():
+    assert [transforms.crop_offsets(10, 10, 8, i) for i in range(3)] == [(1, 0), (1, 1), (1, 2)]
+    for height, width in ((100, 50), (50, 100), (50, 50)):  # one side too short is enough
+        with pytest.raises(ValueError, match=f"^cannot crop 64x64 from a {height}x{width} clip$"):
+            transforms.crop_offsets(height, width, 64, 1)
+    with pytest.raises(ValueError, match="^spatial index must be 0, 1 or 2, got 3$"):
+        transforms.crop_offsets(100, 100, 64, 3)
