@@ -1,17 +1,48 @@
 #!/usr/bin/env bash
 # Mutation testing of src/vov3d/checkpoint.py and src/vov3d/data/ with mutmut (configured in setup.cfg).
 #
-#   scripts/mutation.sh                               # every mutant (hours on 2 cores)
-#   scripts/mutation.sh 'vov3d.checkpoint.*'          # only mutants whose name matches (fnmatch)
-#   MUTATION_TIME_LIMIT=3600 scripts/mutation.sh ...  # stop after an hour; the results so far are kept
+#   scripts/mutation.sh                                   # every mutant not checked yet (resumes)
+#   scripts/mutation.sh 'vov3d.checkpoint.*'              # re-check every mutant whose name matches (fnmatch)
+#   scripts/mutation.sh --unchecked '!vov3d.data.synth.*' # only the mutants not checked yet; '!' excludes
+#   scripts/mutation.sh --survivors 'vov3d.data.decoder.*'  # re-check survivors, untested and unchecked ones
+#   MUTATION_TIME_LIMIT=3600 scripts/mutation.sh ...      # stop after an hour; the results so far are kept
 #
-# mutmut copies the tree into mutants/ and keeps its results there, so a second run resumes.
+# mutmut copies the tree into mutants/ and keeps its results there. Mutants named on the command
+# line are re-checked even if they were checked before; without names only unchecked ones run.
 # Afterwards: `.venv/bin/mutmut results` lists the survivors, `.venv/bin/mutmut show <name>` shows one.
 # The summary printed at the end counts killed, survived, timeout and not-yet-checked mutants.
+# docs/testing.md has the last full run's score and what the survivors are.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-MUTMUT="${MUTMUT:-.venv/bin/mutmut}"
+MUTMUT="${MUTMUT:-${VOV3D_VENV:-.venv}/bin/mutmut}"
 LIMIT="${MUTATION_TIME_LIMIT:-0}"   # seconds; 0 = no limit
+if [ ! -x "$MUTMUT" ]; then   # the project's environment, plus the mutmut these results were made with
+    bash scripts/setup.sh
+    "${VOV3D_VENV:-.venv}/bin/python" -m pip install -q --disable-pip-version-check "mutmut==3.8.1"
+fi
+
+select_status=""
+case "${1:-}" in
+    --unchecked) select_status="not checked"; shift ;;
+    --survivors) select_status="survived|no tests|not checked"; shift ;;
+esac
+if [ -n "$select_status" ]; then
+    # mutmut's own listing, filtered by status and by the patterns (all if none; '!pattern' excludes)
+    mapfile -t names < <("$MUTMUT" results --all true 2>/dev/null | python3 -c '
+import fnmatch, sys
+statuses = sys.argv[1].split("|")
+exclude = [p[1:] for p in sys.argv[2:] if p.startswith("!")]
+include = [p for p in sys.argv[2:] if not p.startswith("!")] or ["*"]
+for line in sys.stdin:
+    name, sep, state = line.strip().rpartition(": ")
+    if sep and state in statuses and any(fnmatch.fnmatchcase(name, p) for p in include) \
+            and not any(fnmatch.fnmatchcase(name, p) for p in exclude):
+        print(name)
+' "$select_status" "$@")
+    echo "${#names[@]} mutants with status '$select_status'"
+    [ "${#names[@]}" -gt 0 ] || exit 0
+    set -- "${names[@]}"
+fi
 
 if [ "$LIMIT" -gt 0 ]; then
     timeout --signal=INT --kill-after=60 "$LIMIT" nice -n 19 "$MUTMUT" run --max-children "${MUTATION_JOBS:-2}" "$@"

@@ -139,6 +139,7 @@ def test_data_errors_cross_worker_processes_whole():
         assert type(copy) is type(err) and str(copy) == str(err) and copy.path == err.path
         assert copy.reason == err.reason == str(err).split(": ", 1)[1].split(": ", 1)[-1]
     assert str(AnnotationError("/d/train.csv", 4, "bad")) == "/d/train.csv:4: bad"
+    assert str(AnnotationError("/d/train.csv", 1, "bad")) == "/d/train.csv:1: bad"
     assert str(AnnotationError("/d/train.csv", 0, "bad")) == "/d/train.csv: bad"
 
 
