@@ -5,6 +5,7 @@
 #   scripts/mutation.sh 'vov3d.checkpoint.*'              # re-check every mutant whose name matches (fnmatch)
 #   scripts/mutation.sh --unchecked '!vov3d.data.synth.*' # only the mutants not checked yet; '!' excludes
 #   scripts/mutation.sh --survivors 'vov3d.data.decoder.*'  # re-check survivors, untested and unchecked ones
+#   scripts/mutation.sh --sample 200 'vov3d.data.synth.*'   # check 200 of the matching mutants, drawn at random
 #   MUTATION_TIME_LIMIT=3600 scripts/mutation.sh ...      # stop after an hour; the results so far are kept
 #
 # mutmut copies the tree into mutants/ and keeps its results there. Mutants named on the command
@@ -21,25 +22,30 @@ if [ ! -x "$MUTMUT" ]; then   # the project's environment, plus the mutmut these
     "${VOV3D_VENV:-.venv}/bin/python" -m pip install -q --disable-pip-version-check "mutmut==3.8.1"
 fi
 
-select_status=""
+select_status="" sample=0
 case "${1:-}" in
     --unchecked) select_status="not checked"; shift ;;
     --survivors) select_status="survived|no tests|not checked"; shift ;;
+    --sample) select_status="*"; sample="$2"; shift 2 ;;   # a seeded draw: the same mutants every time
 esac
 if [ -n "$select_status" ]; then
     # mutmut's own listing, filtered by status and by the patterns (all if none; '!pattern' excludes)
     mapfile -t names < <("$MUTMUT" results --all true 2>/dev/null | python3 -c '
-import fnmatch, sys
-statuses = sys.argv[1].split("|")
-exclude = [p[1:] for p in sys.argv[2:] if p.startswith("!")]
-include = [p for p in sys.argv[2:] if not p.startswith("!")] or ["*"]
+import fnmatch, random, sys
+statuses, sample = sys.argv[1].split("|"), int(sys.argv[2])
+exclude = [p[1:] for p in sys.argv[3:] if p.startswith("!")]
+include = [p for p in sys.argv[3:] if not p.startswith("!")] or ["*"]
+names = []
 for line in sys.stdin:
     name, sep, state = line.strip().rpartition(": ")
-    if sep and state in statuses and any(fnmatch.fnmatchcase(name, p) for p in include) \
+    if sep and (state in statuses or statuses == ["*"]) and any(fnmatch.fnmatchcase(name, p) for p in include) \
             and not any(fnmatch.fnmatchcase(name, p) for p in exclude):
-        print(name)
-' "$select_status" "$@")
-    echo "${#names[@]} mutants with status '$select_status'"
+        names.append(name)
+if sample:
+    names = sorted(random.Random(15).sample(sorted(names), min(sample, len(names))))
+print("\n".join(names))
+' "$select_status" "$sample" "$@" | sed '/^$/d')
+    if [ "$sample" -gt 0 ]; then echo "${#names[@]} mutants drawn at random"; else echo "${#names[@]} mutants ($select_status)"; fi
     [ "${#names[@]}" -gt 0 ] || exit 0
     set -- "${names[@]}"
 fi

@@ -196,3 +196,13 @@ def test_items_are_indexed_like_a_sequence(broken_kinetics, small_params):
     for bad, shown in ((30, 30), (-31, -1)):  # a negative index counts from the end
         with pytest.raises(IndexError, match=f"^index {shown} out of range for 30 items$"):
             ds[bad]
+
+
+@pytest.mark.parametrize("shape", [(7, 48, 64, 3), (8, 48, 64, 4), (8, 48, 64)])
+def test_frames_of_the_wrong_shape_are_bad_data_naming_the_video(broken_kinetics, small_params, shape):
+    class Wrong(Kinetics):
+        def load_frames(self, video, temporal, rng):
+            return np.zeros(shape, np.uint8)
+
+    error = Wrong(broken_kinetics, "test", small_params)[0][3]["error"]
+    assert error == f"{broken_kinetics / 'good0.mp4'}: expected (8, H, W, 3) frames, got {shape}"

@@ -170,3 +170,18 @@ def test_separator_and_class_count_reach_the_csv_reader_and_its_errors_are_exact
     with caplog.at_level("INFO", logger="vov3d.data"):
         assert Kinetics(tmp_path, "test", small_params).annotation_file == tmp_path / "val.csv"
     assert f"{tmp_path / 'test.csv'} not found; testing on {tmp_path / 'val.csv'}" in caplog.text
+
+
+def test_an_annotation_file_that_is_not_utf8_or_not_a_file_is_named_in_the_error(tmp_path):
+    latin = tmp_path / "train.csv"
+    latin.write_bytes("caf\u00e9.mp4 1\n".encode("latin-1"))
+    with pytest.raises(AnnotationError) as err:
+        read_kinetics_csv(latin)
+    assert (err.value.path, err.value.line) == (str(latin), 0)
+    assert str(err.value).startswith(f"{latin}: not UTF-8 text: 'utf-8' codec can't decode byte 0xe9")
+    folder = tmp_path / "val.csv"
+    folder.mkdir()
+    with pytest.raises(AnnotationError) as err:
+        read_kinetics_csv(folder)
+    assert (err.value.path, err.value.line) == (str(folder), 0)
+    assert str(err.value).startswith(f"{folder}: cannot read: ")
