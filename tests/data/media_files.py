@@ -71,6 +71,48 @@ def write_video(
     return path
 
 
+def frame_stack(num_frames: int) -> np.ndarray:
+    """uint8 RGB frames 0 .. num_frames-1 (``frame_image``), stacked (T, 48, 64, 3)."""
+    return np.stack([frame_image(i) for i in range(num_frames)])
+
+
+def encode_h264(
+    path: str | Path,
+    frames: np.ndarray,
+    container_format: str | None = None,
+    fps: int = 30,
+    gop: int = 10,
+    audio: bool = False,
+    x264_params: str | None = None,
+    metadata: dict[str, str] | None = None,
+) -> Path:
+    """Encode uint8 RGB `frames` with libx264 (a key frame every `gop`) into any container FFmpeg
+    writes (by extension, or `container_format`: "mpegts", "h264" for a raw stream, ...), with an
+    optional audio track and container metadata."""
+    path = Path(path)
+    with av.open(str(path), "w", format=container_format) as container:
+        container.metadata.update(metadata or {})
+        params = f"keyint={gop}:min-keyint={gop}:scenecut=0" + (f":{x264_params}" if x264_params else "")
+        stream = container.add_stream("libx264", rate=fps, options={"x264-params": params})
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        sound = container.add_stream("aac", rate=8000) if audio else None
+        samples = 0
+        for i, image in enumerate(frames):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+            while sound is not None and samples < (i + 1) * 8000 // fps + 1024:
+                tone = (0.1 * np.sin(np.arange(samples, samples + 1024) / 5)).astype(np.float32)[None]
+                chunk = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
+                chunk.sample_rate, chunk.pts = 8000, samples
+                samples += 1024
+                for packet in sound.encode(chunk):
+                    container.mux(packet)
+        for s in (stream, sound) if sound is not None else (stream,):
+            for packet in s.encode():
+                container.mux(packet)
+    return path
+
+
 def write_jpeg(path: str | Path, image: np.ndarray, quality: int = 95) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ import av
 import numpy as np
 import pytest
 
-from media_files import CODECS, frame_image, level, write_video
+from media_files import CODECS, encode_h264, frame_stack, level, write_video
 from vov3d.data import decoder
 from vov3d.data.errors import MediaError
 
@@ -26,7 +26,7 @@ def videos(tmp_path_factory):
 
 
 @pytest.mark.parametrize("codec", list(CODECS))
-def test_reads_the_requested_frames(videos, codec):
+def test_reads_the_requestedframe_stack(videos, codec):
     with decoder.VideoReader(videos[codec]) as video:
         assert video.fps == 30.0
         assert video.num_frames == 40
@@ -161,34 +161,6 @@ def test_unreferenced_frames_between_wanted_ones_are_skipped(tmp_path):
     assert clips[None][1] < clips[False][1]
 
 
-def _encode(path, container_format, frames, fps=30, gop=10, audio=False, x264_params=None):
-    """Encode uint8 RGB `frames` with libx264 into `container_format` (optionally with an audio track)."""
-    with av.open(str(path), "w", format=container_format) as container:
-        params = f"keyint={gop}:min-keyint={gop}:scenecut=0" + (f":{x264_params}" if x264_params else "")
-        stream = container.add_stream("libx264", rate=fps, options={"x264-params": params})
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        sound = container.add_stream("aac", rate=8000) if audio else None
-        samples = 0
-        for i, image in enumerate(frames):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-            while sound is not None and samples < (i + 1) * 8000 // fps + 1024:
-                tone = (0.1 * np.sin(np.arange(samples, samples + 1024) / 5)).astype(np.float32)[None]
-                chunk = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
-                chunk.sample_rate, chunk.pts = 8000, samples
-                samples += 1024
-                for packet in sound.encode(chunk):
-                    container.mux(packet)
-        for s in (stream, sound) if sound is not None else (stream,):
-            for packet in s.encode():
-                container.mux(packet)
-    return path
-
-
-def _frames(n):
-    return np.stack([frame_image(i) for i in range(n)])
-
-
 @pytest.mark.parametrize("headers", ["once", "at_every_key_frame"])
 def test_an_mpeg_ts_file_is_read_right_although_its_seeks_land_off_target(tmp_path, headers):
     # MPEG-TS has no index: a seek lands near, not on, the key frame before the wanted time. With the
@@ -196,7 +168,7 @@ def test_an_mpeg_ts_file_is_read_right_although_its_seeks_land_off_target(tmp_pa
     # decoding starts at a key frame after the first wanted frame. Either way the reader decodes from
     # the start instead.
     params = "repeat-headers=1" if headers == "at_every_key_frame" else None
-    path = _encode(tmp_path / "v.ts", "mpegts", _frames(150), x264_params=params)
+    path = encode_h264(tmp_path / "v.ts", frame_stack(150), container_format="mpegts", x264_params=params)
     wanted = [120, 130, 121]
     with decoder.VideoReader(path) as video:
         assert video.num_frames == 150
@@ -211,8 +183,8 @@ def test_an_mpeg_ts_file_is_read_right_although_its_seeks_land_off_target(tmp_pa
         video.read_times([5.6])
 
 
-def test_the_audio_track_of_a_video_is_not_decoded_as_frames(tmp_path):
-    path = _encode(tmp_path / "talk.mp4", "mp4", _frames(40), audio=True)
+def test_the_audio_track_of_a_video_is_not_decoded_asframe_stack(tmp_path):
+    path = encode_h264(tmp_path / "talk.mp4", frame_stack(40), audio=True)
     with av.open(str(path)) as container:
         assert len(container.streams.audio) == 1
     with decoder.VideoReader(path) as video:
@@ -224,9 +196,9 @@ def test_the_audio_track_of_a_video_is_not_decoded_as_frames(tmp_path):
     assert np.array_equal(clip, everything[INDICES])
 
 
-def test_a_stream_without_frame_count_or_duration_is_decoded_whole_to_count_its_frames(tmp_path):
+def test_a_stream_without_frame_count_or_duration_is_decoded_whole_to_count_itsframe_stack(tmp_path):
     # A raw H.264 stream states neither; FFmpeg assumes 25 fps for it.
-    path = _encode(tmp_path / "raw.h264", "h264", _frames(40))
+    path = encode_h264(tmp_path / "raw.h264", frame_stack(40), container_format="h264")
     seen = []
 
     def index_fn(n, fps):
@@ -251,7 +223,7 @@ def test_read_times_returns_uint8_and_rejects_an_empty_or_nested_request(videos)
 
 def test_a_clip_may_reach_two_frames_and_a_tenth_of_the_duration_past_the_end_at_most(tmp_path):
     # 12 s at 5 fps: the last frame is shown from 11.8 s; the slack is 2 frames + min(1 s, 10 % of 12 s)
-    path = _encode(tmp_path / "long.mp4", "mp4", _frames(60), fps=5)
+    path = encode_h264(tmp_path / "long.mp4", frame_stack(60), fps=5)
     with decoder.VideoReader(path) as video:
         assert video.duration == pytest.approx(12.0)
         last = video.read_times([11.8 + 0.4 + 1.0 - 0.02, 1.0])
@@ -278,16 +250,7 @@ def test_a_header_without_frame_data_is_an_error_naming_the_file(tmp_path):
 
 def test_a_file_whose_metadata_is_not_utf8_is_read(tmp_path):
     # Tags in another encoding (common in old files) must not stop the video from being read.
-    path = tmp_path / "tagged.mp4"
-    with av.open(str(path), "w") as container:
-        container.metadata["title"] = "caf\u00e9"
-        stream = container.add_stream("libx264", rate=30)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for image in _frames(10):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    path = encode_h264(tmp_path / "tagged.mp4", frame_stack(10), metadata={"title": "caf\u00e9"})
     data = path.read_bytes()
     assert data.count("caf\u00e9".encode()) == 1
     path.write_bytes(data.replace("caf\u00e9".encode(), b"caf\xe9\xe9"))  # Latin-1, not UTF-8
@@ -299,7 +262,7 @@ def test_a_file_whose_metadata_is_not_utf8_is_read(tmp_path):
 
 
 def test_a_one_frame_a_second_video_is_read(tmp_path):
-    path = _encode(tmp_path / "timelapse.mp4", "mp4", _frames(6), fps=1, gop=2)
+    path = encode_h264(tmp_path / "timelapse.mp4", frame_stack(6), fps=1, gop=2)
     with decoder.VideoReader(path) as video:
         assert video.fps == 1.0 and video.num_frames == 6
         frames = video.read_indices([5, 0, 3])

@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from media_files import level, write_frame_folder, write_frame_list, write_ssv2_annotations, write_video
+from media_files import (
+    encode_h264,
+    frame_stack,
+    level,
+    write_frame_folder,
+    write_frame_list,
+    write_ssv2_annotations,
+    write_video,
+)
 from vov3d.data import SOMETHING_PARAMS, SomethingSomething
 from vov3d.data.errors import AnnotationError, EmptySplitError, MediaError
 
@@ -292,19 +300,8 @@ def test_version_and_source_are_checked(ssv2):
 
 def test_a_video_that_states_no_duration_is_decoded_whole_and_sampled_on_its_own_frames(tmp_path):
     # A raw H.264 stream under the webm name: FFmpeg reads it by content, and it tells no duration.
-    import av
-
-    from media_files import frame_image
-
     write_ssv2_annotations(tmp_path, CLASSES, "something-something-v2-validation.json", [("7", 0)])
-    with av.open(str(tmp_path / "7.webm"), "w", format="h264") as container:
-        stream = container.add_stream("libx264", rate=30)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for i in range(40):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame_image(i), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    encode_h264(tmp_path / "7.webm", frame_stack(40), container_format="h264")
     params = PARAMS.replace(train_crop_size=48, train_jitter_scales=(48, 48))
     ds = SomethingSomething(tmp_path, "val", params, source="video")
     centres = [(s + e) // 2 for s, e in BOUNDS_40_8]  # one view: the centre of each segment of the 40 frames
